@@ -1,0 +1,136 @@
+"""Typed, validated configuration: one pydantic model per ``params.yaml`` section.
+
+``params.yaml`` is the embedded default profile; ``configs/*.yaml`` hold other profiles.
+:func:`load_params` reads a file into :class:`Params`; an unknown key or a wrong type raises
+:class:`ConfigError` naming the file and the dotted key, e.g.
+``params.yaml: prepare.train.0.n: Input should be a valid integer``.
+
+The library never reads ``params.yaml`` itself: stages load it here and pass plain values on.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from genprm.world.problems import WorldConfig
+
+__all__ = ["ConfigError", "Section", "SourceConfig", "PrepareConfig", "Params", "load_params", "load_yaml"]
+
+
+class ConfigError(ValueError):
+    """A configuration file does not fit its schema. The message names file and key."""
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are errors, values are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class SourceConfig(Section):
+    """One data source: the embedded world, or a named loader reading a local path or Hub id."""
+
+    name: str = Field(description="'world' or a loader name (math, math500, aime24, amc23, minerva, processbench)")
+    source: str | None = Field(None, description="local file/folder or Hub id; default: the loader's Hub id")
+    split: str | None = Field(None, description="split to read where the source has several")
+    limit: int | None = Field(None, ge=1, description="keep the first N rows")
+    n: int | None = Field(None, ge=1, description="world only: how many problems to generate")
+    seed: int | None = Field(None, description="world only: generator seed")
+
+    @model_validator(mode="after")
+    def _check(self) -> SourceConfig:
+        if self.name == "world":
+            if self.n is None or self.seed is None:
+                raise ValueError("a 'world' source needs 'n' and 'seed'")
+            if self.source is not None:
+                raise ValueError("a 'world' source takes no 'source'")
+        elif self.n is not None or self.seed is not None:
+            raise ValueError(f"'n' and 'seed' apply to 'world' sources only, not '{self.name}'")
+        return self
+
+
+class PrepareConfig(Section):
+    """The ``prepare`` stage: training problems and evaluation sets."""
+
+    train: list[SourceConfig] = Field(min_length=1)
+    eval: dict[str, SourceConfig] = Field(default_factory=dict)
+    decontaminate: bool = Field(True, description="drop training problems that appear in any evaluation set")
+
+
+class Params(Section):
+    """All sections of a profile. Sections of later stages are added as those stages land."""
+
+    seed: int = 0
+    world: WorldConfig = Field(default_factory=WorldConfig)
+    prepare: PrepareConfig
+
+
+def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def _describe(exc: ValidationError, model: type[BaseModel], path: Path) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "<root>"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+            owner = _owner(model, err["loc"][:-1])
+            if owner is not None:
+                close = difflib.get_close_matches(str(err["loc"][-1]), list(owner.model_fields), n=1)
+                msg += f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(owner.model_fields)})"
+        lines.append(f"{path}: {key}: {msg}")
+    return "\n".join(lines)
+
+
+def _owner(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    """The model class that owns the key at ``loc`` (best effort, for suggestions)."""
+    cur: Any = model
+    skip = 0  # container levels (list index, dict key) still to pass over
+    for part in loc:
+        if skip:
+            skip -= 1
+            continue
+        if not (isinstance(cur, type) and issubclass(cur, BaseModel)) or part not in cur.model_fields:
+            return None
+        cur, skip = _unwrap(cur.model_fields[part].annotation)
+    return cur if isinstance(cur, type) and issubclass(cur, BaseModel) else None
+
+
+def _unwrap(annotation: Any) -> tuple[Any, int]:
+    """``list[X]`` / ``dict[str, X]`` / ``X | None`` -> (X, container levels)."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (list, dict):
+        inner, depth = _unwrap(args[-1])
+        return inner, depth + 1
+    models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+    return (models[0] if models else annotation), 0
+
+
+def load_params(path: str | os.PathLike = "params.yaml") -> Params:
+    """Read and validate a whole profile."""
+    path = Path(path)
+    data = load_yaml(path)
+    try:
+        return Params.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, Params, path)) from None
