@@ -5,6 +5,7 @@ source (the embedded world by default), decontaminates, and writes::
 
     data/prepared/train.jsonl          Problem records
     data/prepared/eval/<name>.jsonl    Problem or ProcessBenchSample records, one file per set
+    data/prepared/removed.json         ids of removed training problems (eval overlap, duplicates)
     metrics/prepare.json               counts per source, removed duplicates, seconds
 
 Run: ``python stages/prepare.py [--params params.yaml]``
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         with replace_dir(args.out) as out:
             write_records(out / "train.jsonl", data.train)
+            write_json(out / "removed.json", data.removed_ids)
             for name, rows in data.eval.items():
                 write_records(out / "eval" / f"{name}.jsonl", rows)
     stats = dict(data.stats, seconds=t["seconds"])

@@ -25,6 +25,8 @@ class PreparedData:
     train: list[Problem]
     eval: dict[str, list[Problem] | list[ProcessBenchSample]]
     stats: dict[str, Any] = field(default_factory=dict)
+    removed_ids: dict[str, Any] = field(default_factory=dict)
+    """Ids of the training problems decontamination removed (kept out of the metrics file)."""
 
 
 def load_source(
@@ -80,9 +82,10 @@ def prepare(
     removed: dict[str, Any] = {}
     if decontaminate:
         train, removed = decon(train, evals)
+    ids = {k: removed.pop(k) for k in ("removed_ids", "duplicate_ids") if k in removed}
     stats = {
         "train": {"loaded": loaded, "kept": len(train), "per_source": per_source},
         "eval": {key: len(rows) for key, rows in evals.items()},
         "decontamination": removed,
     }
-    return PreparedData(train=train, eval=evals, stats=stats)
+    return PreparedData(train=train, eval=evals, stats=stats, removed_ids=ids)
