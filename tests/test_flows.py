@@ -1,0 +1,59 @@
+"""The Prefect pipeline flow, run for real against a temporary Prefect server and a temp DVC repo."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def prefect_harness(tmp_path_factory):
+    home = tmp_path_factory.mktemp("prefect-home")
+    os.environ.update(
+        PREFECT_HOME=str(home),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180",
+    )
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
+
+
+def _load_flow_module(repo):
+    spec = importlib.util.spec_from_file_location("genprm_flows_pipeline", repo / "flows" / "pipeline.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_summary_markdown_flattens_metrics(repo):
+    mod = _load_flow_module(repo)
+    md = mod.summary_markdown({"prepare": {"metrics/prepare.json": {"train": {"kept": 5}, "seconds": 1.5, "ids": [1]}}})
+    assert "| metrics/prepare.json:train.kept | 5 |" in md
+    assert "seconds | 1.5" in md and "ids" not in md
+
+
+@pytest.mark.slow
+def test_pipeline_flow_runs_stages_and_publishes_summary(repo, tmp_path, prefect_harness):
+    for name in ("stages", "src", "params.yaml", "dvc.yaml", "flows"):
+        src = repo / name
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, tmp_path / name)
+    for cmd in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"]):
+        subprocess.run(cmd, cwd=tmp_path, check=True, env=dict(os.environ, DVC_NO_ANALYTICS="1"))
+    mod = _load_flow_module(repo)
+    with pytest.raises(ValueError, match="unknown stages"):
+        mod.pipeline(repo=str(tmp_path), stages=["nope"])
+    metrics = mod.pipeline(repo=str(tmp_path), stages=["prepare"])
+    assert metrics["prepare"]["metrics/prepare.json"]["eval"]["world_test"] == 300
+    assert (tmp_path / "data/prepared/train.jsonl").exists()
+
+    from prefect.artifacts import Artifact
+
+    artifact = Artifact.get("genprm-summary")
+    assert artifact is not None and "world_test" in artifact.data
