@@ -34,8 +34,8 @@ def test_import_is_cheap() -> None:
 
 
 def test_registry_lists_backends_and_suggests_closest() -> None:
-    assert backend_names() == ["hf", "openai", "vllm"]
-    with pytest.raises(ValueError, match=r"unknown generation backend 'vlm'.*known: hf, openai, vllm.*did you mean 'vllm'"):
+    assert backend_names() == ["hf", "openai", "vllm", "world-teacher"]
+    with pytest.raises(ValueError, match=r"unknown generation backend 'vlm'.*known: hf, openai, vllm, world-teacher.*did you mean 'vllm'"):
         create_generator("vlm", model="x")
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from genprm.engine.base import Generator
-from genprm.engine.settings import BackendSettings, HfSettings, OpenAISettings, VllmSettings
+from genprm.engine.settings import BackendSettings, HfSettings, OpenAISettings, VllmSettings, WorldTeacherSettings
 
 __all__ = ["register_backend", "create_generator", "backend_names", "settings_model"]
 
@@ -86,3 +86,4 @@ def create_generator(backend: str, **settings: Any) -> Generator:
 register_backend("vllm", VllmSettings, "genprm.engine.vllm_backend:VllmGenerator")
 register_backend("hf", HfSettings, "genprm.engine.hf_backend:HfGenerator")
 register_backend("openai", OpenAISettings, "genprm.engine.openai_backend:OpenAIGenerator")
+register_backend("world-teacher", WorldTeacherSettings, "genprm.world.teacher:WorldTeacher")

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-__all__ = ["BackendSettings", "VllmSettings", "HfSettings", "OpenAISettings"]
+__all__ = ["BackendSettings", "VllmSettings", "HfSettings", "OpenAISettings", "WorldTeacherSettings"]
 
 
 def _fspath(value: Any) -> Any:
@@ -80,3 +80,10 @@ class OpenAISettings(BackendSettings):
     backoff_max_s: float = Field(8.0, ge=0)
     timeout_s: float = Field(300.0, gt=0, description="read timeout of one HTTP request")
     connect_timeout_s: float = Field(5.0, gt=0)
+
+
+class WorldTeacherSettings(BackendSettings):
+    """The embedded world's rule teacher (:mod:`genprm.world.teacher`); it loads no model."""
+
+    noise: float = Field(0.0, ge=0.0, le=1.0, description="probability of flipping a verdict (imperfect teacher)")
+    seed: int = Field(0, description="seed of the verdict flips")

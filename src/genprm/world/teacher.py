@@ -1,0 +1,496 @@
+"""The embedded world's rule teacher: a ``Generator`` that writes rationales like an LLM teacher.
+
+It lets the real rationale-synthesis and verification code paths run unchanged on the world.
+It speaks two formats, recognised from the request:
+
+**The GenPRM per-step conversation** (chat ``messages`` as built by
+:func:`genprm.conversation.build_messages`, the turn being written is the one after the last
+assistant message; the problem is the first line of user turn 1). It continues the assistant
+turn from ``assistant_prefix``, stage by stage:
+
+- after :func:`~genprm.conversation.analyze_prefix`: an analysis of step t in plain words (what
+  it claims, which operation of the problem it must carry out, what value it must equal), then
+  ``</analyze>\\n``;
+- after :data:`~genprm.conversation.VERIFY_PREFIX`: python code that recomputes, from the
+  problem's own expression, what each paragraph 1..t should have written, compares it with what
+  it wrote, prints one line per paragraph and then the check itself (``True``/``False``), then
+  :data:`~genprm.conversation.CODE_STOP`;
+- after a ``[Code Output]`` block: ``</verify>\\n`` and the judgement read from that output;
+- after :data:`~genprm.conversation.FALLBACK_JUDGEMENT`: ``{Yes}$\\n</output>\\n`` or ``{No}...``.
+
+**The paper's whole-solution review** (one user prompt from
+:func:`genprm.rationale.prompts.whole_solution_prompt`, or the same text as a plain ``prompt``):
+``### Paragraph k`` sections with ``<analyze>`` and ``<verify>`` (the same code), a conclusion
+per paragraph read from its ``[Code Output]``, and finally ``$\\boxed{k}$``, the 1-based index of
+the earliest paragraph whose printed check failed, or ``$\\boxed{-1}$``.
+
+How verdicts are decided (the teacher never sees the answer key or the exact checker):
+
+- a verdict is read from the last ``[Code Output]`` of the current turn (per-step) or section
+  (whole-solution): ``Yes`` iff the output's last non-empty line is exactly ``True``; ``False``,
+  errors, time-outs, empty output and a missing output all give ``No``. A bug in execution
+  therefore shows up as wrong verdicts, and a doctored output is followed.
+- the fallback judgement (after ``FALLBACK_JUDGEMENT``) follows the same rule, so after an
+  analysis without code it is ``No``: the teacher never says Yes without a check that passed.
+- ``noise`` flips a verdict with that probability, deterministically per (seed, problem,
+  paragraph index, paragraph text), the same way in both formats and in ``score_continuations``.
+
+Why the code re-checks paragraphs 1..t-1 as well: a step that builds on a wrong step is wrong
+(ProcessBench and RPE semantics: every step from the first error on is labelled wrong), so the
+per-step verdicts are "index < first error". The code recomputes from the problem, so it catches
+copy errors (wrong operand or operator), arithmetic slips and carried-forward errors.
+
+Answer sentences: the step that carries out the problem's last operation must state the answer
+(``The answer is N``), earlier steps must not. In the whole-solution format the teacher sees the
+whole solution and judges exactly like the world's checker (the last paragraph must state the
+answer; a solution that stops early fails). In the per-step format it cannot see later steps, so
+it assumes the step carrying out the last operation is the last one; it differs from the checker
+only for (a) a solution that stops early without an answer (the teacher says Yes to its last
+step) and (b) a last operation without answer followed by extra steps (the teacher says No one
+step earlier than the checker).
+
+Generator details: deterministic (``n`` copies; temperature, top-p/k and seeds are ignored);
+``stop`` cuts at the stop string that completes first (kept iff ``include_stop``;
+``finish_reason="stop"``); ``max_tokens`` counts whitespace-separated pieces
+(:meth:`WorldTeacher.count_tokens`) and cuts with ``finish_reason="length"``; otherwise
+``"eos"``. ``token_ids`` is ``[]`` and ``logprobs``/``token_logprobs`` are ``None``: a verifier
+falls back to the parsed judgement when no logprobs are available.
+:meth:`WorldTeacher.score_continuations` gives 0.0 to the verdict the teacher would write and
+``log(1e-6)`` to the other.
+
+Registration: call :func:`register` once (``genprm.engine.registry`` should do it) and use
+``create_generator("world-teacher", noise=0.1, seed=3)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+from genprm.conversation import (
+    ANALYZE_STOP,
+    CODE_STOP,
+    FALLBACK_JUDGEMENT,
+    OUTPUT_STOP,
+    VERIFY_PREFIX,
+    analyze_prefix,
+    judgement,
+)
+from genprm.engine.base import Completion, EngineError, FinishReason, GenerationRequest
+from genprm.engine.prompts import cut_at_stop
+from genprm.engine.settings import WorldTeacherSettings
+from genprm.rationale.prompts import (
+    PARAGRAPH_HEADING,
+    WHOLE_SOLUTION_PROMPT_END,
+    parse_whole_solution_prompt,
+)
+from genprm.world.problems import Chain, WorldFormatError, parse_problem, render_expression
+
+__all__ = ["WorldTeacherSettings", "WorldTeacher", "register", "read_check_output", "LOG_UNLIKELY"]
+
+log = logging.getLogger(__name__)
+
+LOG_UNLIKELY = math.log(1e-6)
+"""Log-probability :meth:`WorldTeacher.score_continuations` gives to what the teacher would not write."""
+
+_OUTPUT_HEAD = "[Code Output]\n\n```\n"
+_OUTPUT_TAIL = "\n```\n"
+_CODE_OPEN = "```python\n"
+_STEP = re.compile(
+    r"^\s*(-?\d+)\s*([+\-*])\s*(-?\d+)\s*=\s*(-?\d+)\s*(?:\.\s*The answer is\s+(-?\d+)\s*\.?)?\s*$"
+)
+_HEADING = re.compile(r"^### Paragraph (\d+)[ \t]*\n", re.MULTILINE)
+_BOXED_INDEX = re.compile(r"\$\\boxed\{-?\d+\}\$")
+_OP_WORDS = {"+": "adding", "-": "subtracting", "*": "multiplying the result so far by"}
+_MAX_PIECES = 64  # safety bound on the stage loop (a turn has fewer than 10 pieces)
+
+
+def read_check_output(output: str | None) -> bool:
+    """What the teacher reads in a code output: True iff its last non-empty line is ``True``."""
+    if output is None:
+        return False
+    lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
+    return bool(lines) and lines[-1] == "True"
+
+
+def _last_output(text: str) -> str | None:
+    """The content of the last complete ``[Code Output]`` block in ``text``, or None."""
+    start = text.rfind(_OUTPUT_HEAD)
+    if start < 0:
+        return None
+    rest = text[start + len(_OUTPUT_HEAD) :]
+    if _CODE_OPEN not in rest and rest.endswith(_OUTPUT_TAIL):  # the block ends the text
+        return rest[: -len(_OUTPUT_TAIL)]
+    end = rest.find(_OUTPUT_TAIL)
+    return None if end < 0 else rest[:end]
+
+
+def _ends_with_output(text: str) -> bool:
+    """Whether ``text`` ends with a ``[Code Output]`` block (no code written after it)."""
+    start = text.rfind(_OUTPUT_HEAD)
+    return start >= 0 and _CODE_OPEN not in text[start:] and text.endswith(_OUTPUT_TAIL)
+
+
+def _truncate_pieces(text: str, max_pieces: int) -> tuple[str, bool]:
+    """``text`` cut after its ``max_pieces``-th whitespace-separated piece, and whether it was cut."""
+    for i, m in enumerate(re.finditer(r"\S+", text), start=1):
+        if i == max_pieces:
+            return text[: m.end()], text[m.end() :].strip() != ""
+    return text, False
+
+
+# ----------------------------------------------------------------------------------------------
+# What a paragraph should have written, as python code
+
+
+@dataclass(frozen=True)
+class _Claim:
+    left: int
+    op: str
+    right: int
+    result: int
+    answer: int | None
+
+    def as_tuple(self) -> str:
+        return f'({self.left}, "{self.op}", {self.right}, {self.result}, {self.answer})'
+
+    def sentence(self) -> str:
+        text = f"{self.left} {self.op} {self.right} = {self.result}"
+        return text if self.answer is None else f"{text} with the final answer {self.answer}"
+
+
+def _read_claim(step: str) -> _Claim | None:
+    m = _STEP.match(step)
+    if not m:
+        return None
+    ans = m.group(5)
+    return _Claim(int(m.group(1)), m.group(2), int(m.group(3)), int(m.group(4)), None if ans is None else int(ans))
+
+
+def _expression(chain: Chain, n_ops: int) -> str:
+    """The problem's own expression for its first ``n_ops`` operations."""
+    return render_expression(Chain(chain.operands[: n_ops + 1], chain.ops[:n_ops]))
+
+
+@dataclass(frozen=True)
+class _Review:
+    """How paragraph ``k`` (1-based) is reviewed: its analysis and its check line(s) in code."""
+
+    analysis: str
+    checks: tuple[tuple[str, str, str], ...]  # (name, python expression, comment)
+
+
+def _review(chain: Chain, k: int, step: str, is_last: bool, n_paragraphs: int | None) -> _Review:
+    """Review of paragraph ``k`` of a solution; ``n_paragraphs`` is known in the whole-solution format."""
+    n_ops = len(chain.ops)
+    name = f"paragraph {k}"
+    claim = _read_claim(step)
+    recheck = ""
+    if k > 1:
+        earlier = "paragraph 1" if k == 2 else f"paragraphs 1-{k - 1}"
+        recheck = f" It also re-checks {earlier}, since a paragraph that builds on a wrong one is wrong too."
+    if claim is None:
+        what = f"operation {k} of the problem ({_expression(chain, k)})" if k <= n_ops else "an operation"
+        return _Review(
+            f"Paragraph {k} reads {step.strip()!r}. I expected a claim of the form 'a op b = c' carrying out "
+            f"{what}, but I cannot read one in it. The code records that no claim could be read." + recheck,
+            ((name, "False", "no claim of the form 'a op b = c'"),),
+        )
+    if k > n_ops:
+        return _Review(
+            f"Paragraph {k} claims {claim.sentence()}. The problem has only {n_ops} operations, so no "
+            f"operation is left for paragraph {k} to carry out. The code compares the paragraph's number "
+            "with the number of operations." + recheck,
+            ((name, f"{k} <= {n_ops}", f"the problem has {n_ops} operations"),),
+        )
+    op, b = chain.ops[k - 1], chain.operands[k]
+    previous, value = _expression(chain, k - 1), _expression(chain, k)
+    left_words = f"the first operand {previous}" if k == 1 else f"the value of {previous}"
+    text = (
+        f"Paragraph {k} claims {claim.left} {claim.op} {claim.right} = {claim.result}. It should carry out "
+        f"operation {k} of the problem, {_OP_WORDS[op]} {b}: its left operand must be {left_words}, its "
+        f"operator {op}, its right operand {b}, and its result the value of {value}."
+    )
+    expected_answer = "None"
+    if k < n_ops:
+        if claim.answer is not None:
+            text += (
+                f" It also states a final answer ({claim.answer}) although {n_ops - k} operation(s) remain, "
+                "so no answer is due yet."
+            )
+    elif is_last:
+        expected_answer = value
+        text += (
+            f" It carries out the problem's last operation and ends the solution, so it must also state the "
+            f"final answer, the value of {value}"
+            + ("." if claim.answer is None else f"; it states {claim.answer}.")
+        )
+    elif claim.answer is not None:
+        expected_answer = value
+        text += f" It states the final answer {claim.answer}, which must be the value of {value}."
+    text += (
+        " The code recomputes these from the problem's own expression and compares them with what the "
+        "paragraph wrote." + recheck
+    )
+    checks = [(name, f'{claim.as_tuple()} == ({previous}, "{op}", {b}, {value}, {expected_answer})', "")]
+    if is_last and n_paragraphs is not None and n_paragraphs < n_ops:
+        text += f" The solution ends here, after {n_paragraphs} of the problem's {n_ops} operations."
+        checks.append(("all operations done", f"{n_paragraphs} >= {n_ops}", "the solution must finish the computation"))
+    return _Review(text, tuple(checks))
+
+
+def _code(reviews: Sequence[_Review], k: int) -> str:
+    """Python code checking paragraphs 1..k (``reviews[:k]``) and printing the overall check."""
+    lines = [
+        f"# (left, operator, right, result, answer) written by paragraphs 1-{k}"
+        if k > 1
+        else "# (left, operator, right, result, answer) written by paragraph 1",
+        "# against the same recomputed from the problem's own expression",
+        "checks = {",
+    ]
+    for review in reviews[:k]:
+        for name, expr, comment in review.checks:
+            lines.append(f'    "{name}": {expr},' + (f"  # {comment}" if comment else ""))
+    lines += [
+        "}",
+        "for name, ok in checks.items():",
+        '    print(f"{name}: {ok}")',
+        "print(all(checks.values()))",
+    ]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------
+# The teacher
+
+
+@dataclass(frozen=True)
+class _PerStep:
+    problem: str
+    chain: Chain
+    steps: list[str]  # steps 1..t as seen in the user turns
+    prefix: str  # the assistant turn written so far
+
+    @property
+    def t(self) -> int:
+        return len(self.steps)
+
+
+@dataclass(frozen=True)
+class _Whole:
+    problem: str
+    chain: Chain
+    steps: list[str]
+    written: str  # the review written so far
+
+
+class WorldTeacher:
+    """Rule teacher for the embedded world (see the module docstring)."""
+
+    backend = "world-teacher"
+
+    def __init__(self, settings: WorldTeacherSettings | None = None) -> None:
+        self.settings = settings or WorldTeacherSettings()
+
+    # -- the Generator protocol ------------------------------------------------------------
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[list[Completion]]:
+        out = []
+        for i, request in enumerate(requests):
+            try:
+                full = self.continuation(request)
+            except (ValueError, WorldFormatError) as exc:
+                raise EngineError(f"world teacher cannot answer request {i}: {exc}") from exc
+            text, cut_by_length = _truncate_pieces(full, request.max_tokens)
+            text, stop = cut_at_stop(text, request.stop, request.include_stop)
+            reason: FinishReason = "stop" if stop is not None else ("length" if cut_by_length else "eos")
+            out.append([Completion(text, [], reason, stop) for _ in range(request.n)])
+        return out
+
+    def score_continuations(self, prompt: str | GenerationRequest, candidates: Sequence[str]) -> list[float]:
+        """0.0 for what the teacher would write next, ``LOG_UNLIKELY`` for anything else.
+
+        A ``Yes``/``No`` candidate (optionally with spaces, braces or ``$``) in the per-step
+        format is scored by the verdict the teacher would write in the current turn (read from
+        its last code output, noise applied), wherever the prefix stops; any other candidate
+        scores 0.0 iff the teacher's continuation starts with it.
+        """
+        request = prompt if isinstance(prompt, GenerationRequest) else GenerationRequest(prompt=prompt)
+        try:
+            context = self._context(request)
+            following = self._continue(context)
+        except (ValueError, WorldFormatError) as exc:
+            raise EngineError(f"world teacher cannot score: {exc}") from exc
+        scores = []
+        for candidate in candidates:
+            word = candidate.strip().strip("{}$").strip()
+            if isinstance(context, _PerStep) and word in ("Yes", "No"):
+                ok = (word == "Yes") == self._turn_verdict(context, context.prefix)
+            else:
+                ok = following.startswith(candidate)
+            scores.append(0.0 if ok else LOG_UNLIKELY)
+        return scores
+
+    def count_tokens(self, text: str) -> int:
+        """Number of whitespace-separated pieces (the teacher has no tokenizer)."""
+        return len(text.split())
+
+    def close(self) -> None:
+        return None
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def continuation(self, request: GenerationRequest) -> str:
+        """Everything the teacher would write after the request's prefix (no stop, no length cut)."""
+        return self._continue(self._context(request))
+
+    def _continue(self, context: _PerStep | _Whole) -> str:
+        written = ""
+        for _ in range(_MAX_PIECES):
+            if isinstance(context, _PerStep):
+                piece = self._per_step_next(context, context.prefix + written)
+            else:
+                piece = self._whole_next(context, context.written + written)
+            if piece is None:
+                return written
+            written += piece
+        raise EngineError("world teacher: the stage loop did not end")  # a bug, not an input error
+
+    def _flip(self, problem: str, k: int, step: str) -> bool:
+        noise = self.settings.noise
+        if noise <= 0.0:
+            return False
+        return random.Random(f"{self.settings.seed}\x00{problem}\x00{k}\x00{step}").random() < noise
+
+    def _verdict(self, problem: str, k: int, step: str, output: str | None) -> bool:
+        return read_check_output(output) != self._flip(problem, k, step)
+
+    # per-step conversation
+
+    def _turn_verdict(self, ctx: _PerStep, turn: str) -> bool:
+        return self._verdict(ctx.problem, ctx.t, ctx.steps[-1], _last_output(turn))
+
+    def _per_step_next(self, ctx: _PerStep, turn: str) -> str | None:
+        t = ctx.t
+        if "</output>" in turn:
+            return None
+        if turn.endswith(FALLBACK_JUDGEMENT + "{"):
+            return f"{'Yes' if self._turn_verdict(ctx, turn) else 'No'}}}$\n{OUTPUT_STOP}"
+        if turn.endswith(FALLBACK_JUDGEMENT):
+            return f"{{{'Yes' if self._turn_verdict(ctx, turn) else 'No'}}}$\n{OUTPUT_STOP}"
+        if _ends_with_output(turn) or turn.endswith(CODE_STOP):
+            return "</verify>\n" + judgement(self._turn_verdict(ctx, turn))
+        if turn.endswith(_CODE_OPEN):
+            return _code(self._per_step_reviews(ctx), t) + CODE_STOP
+        if turn.endswith(ANALYZE_STOP):
+            return VERIFY_PREFIX
+        if turn.endswith(analyze_prefix(t)):
+            return self._per_step_reviews(ctx)[-1].analysis + "\n" + ANALYZE_STOP
+        if turn == "":
+            return analyze_prefix(t)
+        log.warning("world teacher: unrecognised stage of turn %d (ends %r); writing the judgement", t, turn[-40:])
+        closing = "</verify>\n" if "<verify>" in turn and "</verify>" not in turn else ""
+        return ("" if turn.endswith("\n") else "\n") + closing + judgement(self._turn_verdict(ctx, turn))
+
+    def _per_step_reviews(self, ctx: _PerStep) -> list[_Review]:
+        n_ops = len(ctx.chain.ops)
+        return [_review(ctx.chain, k, step, k == n_ops, None) for k, step in enumerate(ctx.steps, start=1)]
+
+    # whole-solution review
+
+    def _whole_reviews(self, ctx: _Whole) -> list[_Review]:
+        n = len(ctx.steps)
+        return [_review(ctx.chain, k, step, k == n, n) for k, step in enumerate(ctx.steps, start=1)]
+
+    def _section_verdict(self, ctx: _Whole, k: int, section: str) -> bool:
+        return self._verdict(ctx.problem, k, ctx.steps[k - 1], _last_output(section))
+
+    def _whole_next(self, ctx: _Whole, text: str) -> str | None:
+        n = len(ctx.steps)
+        heads = list(_HEADING.finditer(text))
+        if not heads:
+            return PARAGRAPH_HEADING.format(k=1) + "\n"
+        k = int(heads[-1].group(1))
+        body = text[heads[-1].end() :]
+        if _BOXED_INDEX.search(body):
+            return None
+        if not 1 <= k <= n:
+            raise ValueError(f"the review has a section for paragraph {k} but the solution has {n} paragraphs")
+        if body == "":
+            return f"<analyze>\n{self._whole_reviews(ctx)[k - 1].analysis}\n</analyze>\n<verify>\n"
+        if body.endswith("<verify>\n"):
+            return _CODE_OPEN
+        if body.endswith(_CODE_OPEN):
+            return _code(self._whole_reviews(ctx), k) + CODE_STOP
+        if _ends_with_output(body) or body.endswith(CODE_STOP):
+            return self._conclusion(ctx, k, body) + "</verify>\n\n"
+        if not body.endswith("</verify>\n\n"):
+            log.warning("world teacher: unrecognised stage of paragraph %d (ends %r); closing it", k, body[-40:])
+            return ("" if body.endswith("\n") else "\n") + "</verify>\n\n"
+        if k < n:
+            return PARAGRAPH_HEADING.format(k=k + 1) + "\n"
+        return self._final(ctx, text)
+
+    def _conclusion(self, ctx: _Whole, k: int, section: str) -> str:
+        output = _last_output(section)
+        verdict = "correct" if self._section_verdict(ctx, k, section) else "incorrect"
+        if output is None or not output.strip():
+            return f"The code printed nothing I can read, so paragraph {k} is {verdict}.\n"
+        last = output.strip().splitlines()[-1].strip().replace("`", "'")[:120]
+        return f"The last line of the output is `{last}`, so paragraph {k} is {verdict}.\n"
+
+    def _final(self, ctx: _Whole, text: str) -> str:
+        heads = list(_HEADING.finditer(text))
+        sections: dict[int, str] = {}
+        for i, head in enumerate(heads):
+            end = heads[i + 1].start() if i + 1 < len(heads) else len(text)
+            sections[int(head.group(1))] = text[head.end() : end]
+        for k in range(1, len(ctx.steps) + 1):
+            if not self._section_verdict(ctx, k, sections.get(k, "")):
+                return (
+                    f"The earliest paragraph whose check failed is paragraph {k}, so the earliest error is "
+                    f"in paragraph {k}: $\\boxed{{{k}}}$\n"
+                )
+        return "Every paragraph passed its check, so no error was found: $\\boxed{-1}$\n"
+
+    # reading the request
+
+    def _context(self, request: GenerationRequest) -> _PerStep | _Whole:
+        if request.prompt is not None:
+            text = request.prompt + request.assistant_prefix
+            if "<paragraph_1>" not in text:
+                raise ValueError(
+                    "a plain prompt must be a whole-solution review prompt; use chat messages for the per-step format"
+                )
+            end = text.find(WHOLE_SOLUTION_PROMPT_END)
+            if end < 0:
+                raise ValueError("the whole-solution prompt's last line is missing")
+            head, written = text[:end], text[end + len(WHOLE_SOLUTION_PROMPT_END) :].lstrip("\n")
+            problem, steps = parse_whole_solution_prompt(head)
+            return _Whole(problem, parse_problem(problem), steps, written)
+        assert request.messages is not None
+        users = [m["content"] for m in request.messages if m["role"] == "user"]
+        n_assistant = sum(1 for m in request.messages if m["role"] == "assistant")
+        if not users:
+            raise ValueError("the conversation has no user turn")
+        if "<paragraph_1>" in users[0] and "[Math Problem]" in users[0]:
+            if n_assistant:
+                raise ValueError(
+                    "the whole-solution review is one user prompt; pass the review so far as assistant_prefix"
+                )
+            problem, steps = parse_whole_solution_prompt(users[0])
+            return _Whole(problem, parse_problem(problem), steps, request.assistant_prefix)
+        t = n_assistant + 1
+        if t > len(users):
+            raise ValueError(f"turn {t} has no user turn (the conversation has {len(users)})")
+        first = users[0]
+        if first.startswith("Question: "):
+            first = first[len("Question: ") :]
+        problem, _, step_1 = first.partition("\n")
+        steps = [step_1.strip("\n"), *users[1:t]]
+        return _PerStep(problem.strip(), parse_problem(problem), steps, request.assistant_prefix)
