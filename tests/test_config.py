@@ -77,3 +77,27 @@ def test_missing_and_invalid_files(tmp_path):
     bad.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_params(bad)
+
+
+def test_engine_section_is_checked_against_the_backend(repo, tmp_path):
+    data = _base(repo)
+    data["policy_eval"] = {"engine": {"backend": "vlm"}}
+    with pytest.raises(ConfigError, match=r"policy_eval\.engine.*did you mean 'vllm'"):
+        load_params(_write(tmp_path, data))
+    data["policy_eval"] = {"engine": {"backend": "vllm", "settings": {"dtype": "float32", "tensor_parallel": 2}}}
+    with pytest.raises(ConfigError, match="tensor_parallel"):
+        load_params(_write(tmp_path, data))
+    data["policy_eval"] = {"engine": {"backend": "world-teacher", "settings": {"noise": 0.1}}}
+    assert load_params(_write(tmp_path, data)).policy_eval.engine.settings == {"noise": 0.1}
+
+
+def test_policy_section_defaults_and_errors(repo, tmp_path):
+    data = _base(repo)
+    data["policy"] = {"steps": 10, "model": {"hidden_size": 64, "num_heads": 2}}
+    assert load_params(_write(tmp_path, data)).policy.model.hidden_size == 64
+    data["policy"] = {"model": {"hidden_size": 64, "num_heads": 4}}
+    with pytest.raises(ConfigError, match=r"policy\.model: .*head_dim 16 < 32"):
+        load_params(_write(tmp_path, data))
+    data["policy"] = {"stpes": 10}
+    with pytest.raises(ConfigError, match=r"policy\.stpes: unknown key \(did you mean 'steps'\?\)"):
+        load_params(_write(tmp_path, data))

@@ -19,9 +19,21 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from genprm.world.policy import PolicyConfig
 from genprm.world.problems import WorldConfig
 
-__all__ = ["ConfigError", "Section", "SourceConfig", "PrepareConfig", "Params", "load_params", "load_yaml"]
+__all__ = [
+    "ConfigError",
+    "Section",
+    "SourceConfig",
+    "PrepareConfig",
+    "EngineConfig",
+    "SamplingConfig",
+    "PolicyEvalConfig",
+    "Params",
+    "load_params",
+    "load_yaml",
+]
 
 
 class ConfigError(ValueError):
@@ -64,12 +76,52 @@ class PrepareConfig(Section):
     decontaminate: bool = Field(True, description="drop training problems that appear in any evaluation set")
 
 
+class EngineConfig(Section):
+    """Which generation backend a stage uses and its settings (see :mod:`genprm.engine.settings`).
+
+    ``settings`` are checked against the backend's settings model when the profile loads; the
+    model path is given by the stage (``model`` may still be set here to override it).
+    """
+
+    backend: str = "vllm"
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> EngineConfig:
+        from genprm.engine import settings_model
+
+        model = settings_model(self.backend)  # unknown backend: error lists the known ones
+        placeholder = {"model": "<set by the stage>"} if "model" in model.model_fields else {}
+        model.model_validate({**placeholder, **self.settings})
+        return self
+
+
+class SamplingConfig(Section):
+    """How the policy samples solutions (rollouts, benchmarks, Best-of-N)."""
+
+    temperature: float = Field(0.8, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    top_k: int | None = Field(None, ge=0)
+    max_tokens: int = Field(128, ge=1)
+
+
+class PolicyEvalConfig(Section):
+    """How the ``policy`` stage measures the trained policy."""
+
+    problems: int = Field(200, ge=1, description="held-out world problems to sample")
+    samples: int = Field(1, ge=1, description="solutions per problem")
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+
+
 class Params(Section):
     """All sections of a profile. Sections of later stages are added as those stages land."""
 
     seed: int = 0
     world: WorldConfig = Field(default_factory=WorldConfig)
     prepare: PrepareConfig
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    policy_eval: PolicyEvalConfig = Field(default_factory=PolicyEvalConfig)
 
 
 def load_yaml(path: str | os.PathLike) -> dict[str, Any]:

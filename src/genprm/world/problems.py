@@ -53,6 +53,9 @@ class WorldConfig(BaseModel):
     max_ops: int = Field(4, ge=1, description="most operations in a chain")
     max_operand: int = Field(9, ge=1, le=9, description="operands are drawn from 1..max_operand")
     max_value: int = Field(99, ge=9, description="every intermediate value stays in 0..max_value")
+    max_multiplicand: int = Field(
+        99, ge=1, description="'*' is applied only while the running value is at most this (9: one-digit tables)"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> WorldConfig:
@@ -143,7 +146,11 @@ def generate_chain(rng: random.Random, cfg: WorldConfig) -> Chain:
     for _ in range(n_ops):
         choices = [(op, b) for op in OPS for b in range(1, cfg.max_operand + 1)]
         rng.shuffle(choices)
-        op, b = next((op, b) for op, b in choices if 0 <= apply_op(acc, op, b) <= cfg.max_value)
+        op, b = next(
+            (op, b)
+            for op, b in choices
+            if 0 <= apply_op(acc, op, b) <= cfg.max_value and (op != "*" or acc <= cfg.max_multiplicand)
+        )
         acc = apply_op(acc, op, b)
         operands.append(b)
         ops.append(op)

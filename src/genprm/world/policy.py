@@ -1,0 +1,273 @@
+"""Bootstrap the world's policy: a tiny Llama trained from scratch on step-forced solutions.
+
+The policy must make real step mistakes of both kinds at a controlled rate, not by being
+under-trained. So a share of its training solutions (``error_share``) carry one injected
+wrong step, either an arithmetic slip (wrong result) or a copy slip (an operand or operator
+taken wrongly from the problem); later steps continue correctly from the wrong value, as a
+real solver would. Sampling the trained policy then reproduces that mix.
+
+Training is budgeted in optimizer steps with a seed (never wall-clock) and is deterministic
+on one machine. The result is a standard model folder (``config.json``, safetensors,
+tokenizer files, ``generation_config.json``) that ``AutoModelForCausalLM`` and vLLM load.
+
+Use::
+
+    cfg = PolicyConfig()
+    report = bootstrap_policy(train_problems, "models/policy", cfg)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from genprm.conversation import (
+    ANALYZE_STOP,
+    CODE_STOP,
+    FALLBACK_JUDGEMENT,
+    SYSTEM_PROMPT,
+    VERIFY_PREFIX,
+    analyze_prefix,
+    code_output_block,
+    judgement,
+)
+from genprm.records import Problem
+from genprm.steps import STEP_PREFIX, format_steps
+from genprm.world.problems import OPS, Chain, answer_sentence, apply_op, parse_problem, reference_steps
+
+__all__ = [
+    "ModelShape",
+    "PolicyConfig",
+    "corrupt_steps",
+    "policy_messages",
+    "tokenizer_corpus",
+    "bootstrap_policy",
+    "measure_policy",
+]
+
+log = logging.getLogger(__name__)
+
+
+class ModelShape(BaseModel):
+    """Shape of a tiny ``LlamaForCausalLM`` (head_dim = hidden / heads must be >= 32 for vLLM on CPU)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    hidden_size: int = 128
+    num_layers: int = 2
+    num_heads: int = 4
+    intermediate_size: int = 512
+    max_positions: int = 2048
+    vocab_size: int = Field(768, description="BPE vocabulary before the added tokens")
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelShape:
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size {self.hidden_size} is not a multiple of num_heads {self.num_heads}")
+        if self.hidden_size // self.num_heads < 32:
+            raise ValueError(f"head_dim {self.hidden_size // self.num_heads} < 32: vLLM's CPU attention cannot run it")
+        return self
+
+
+class PolicyConfig(BaseModel):
+    """The ``policy`` section of ``params.yaml``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seed: int = 0
+    model: ModelShape = Field(default_factory=ModelShape)
+    steps: int = Field(1200, ge=1, description="optimizer steps")
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(3e-3, gt=0)
+    warmup_steps: int = Field(50, ge=0)
+    weight_decay: float = 0.01
+    error_share: float = Field(0.4, ge=0, le=1, description="share of training solutions with one injected wrong step")
+    arithmetic_share: float = Field(0.5, ge=0, le=1, description="of injected errors, the share that are arithmetic slips")
+    threads: int = Field(1, ge=1, description="torch CPU threads (1 is fastest for a model this small)")
+
+
+def _slip(value: int, rng: random.Random) -> int:
+    """A plausible wrong result: off by a little, never equal, never negative."""
+    for _ in range(20):
+        wrong = value + rng.choice([-10, -2, -1, 1, 2, 10])
+        if wrong >= 0 and wrong != value:
+            return wrong
+    return value + 1
+
+
+def corrupt_steps(chain: Chain, rng: random.Random, kind: str) -> list[str]:
+    """A solution with one wrong step of ``kind`` ('arithmetic' or 'copy') at a random position.
+
+    Steps after the wrong one compute correctly from the wrong value; the last step states
+    the (wrong) result as the answer.
+    """
+    n = len(chain.ops)
+    bad = rng.randrange(n)
+    steps, acc = [], chain.operands[0]
+    for i, (op, b) in enumerate(zip(chain.ops, chain.operands[1:])):
+        if i == bad and kind == "copy":
+            if rng.random() < 0.5:
+                b = rng.choice([d for d in range(1, 10) if d != b])
+            else:
+                op = rng.choice([o for o in OPS if o != op])
+        res = apply_op(acc, op, b)
+        if i == bad and kind == "arithmetic":
+            res = _slip(res, rng)
+        steps.append(f"{acc} {op} {b} = {res}")
+        acc = res
+    steps[-1] += f". {answer_sentence(acc)}"
+    return steps
+
+
+def policy_messages(problem: str) -> list[dict[str, str]]:
+    """The policy's prompt: one user turn with the problem (the answer is forced to start with ``Step 1:``)."""
+    return [{"role": "user", "content": problem}]
+
+
+def tokenizer_corpus(problems: list[Problem], seed: int) -> list[str]:
+    """Texts the world's tokenizer is trained on: problems, solutions and GenPRM conversation pieces."""
+    rng = random.Random(seed)
+    texts = [SYSTEM_PROMPT, VERIFY_PREFIX, CODE_STOP, ANALYZE_STOP, FALLBACK_JUDGEMENT, judgement(True), judgement(False)]
+    for p in problems:
+        chain = parse_problem(p.problem)
+        texts.append(p.problem)
+        steps = reference_steps(chain) if rng.random() < 0.5 else corrupt_steps(chain, rng, rng.choice(["arithmetic", "copy"]))
+        texts.append(format_steps(steps))
+        k = rng.randrange(len(steps))
+        texts.append(analyze_prefix(k + 1) + f"the paragraph claims {steps[k]}.")
+        texts.append(code_output_block(str(rng.choice([True, False]))))
+    return texts
+
+
+def _examples(problems: list[Problem], tokenizer, cfg: PolicyConfig, rng: random.Random) -> list[tuple[list[int], int]]:
+    """(token ids, prompt length) per training problem, with errors injected at the configured rate."""
+    out = []
+    for p in problems:
+        chain = parse_problem(p.problem)
+        if rng.random() < cfg.error_share:
+            kind = "arithmetic" if rng.random() < cfg.arithmetic_share else "copy"
+            steps = corrupt_steps(chain, rng, kind)
+        else:
+            steps = reference_steps(chain)
+        prompt = tokenizer.apply_chat_template(policy_messages(p.problem), tokenize=False, add_generation_prompt=True)
+        answer = format_steps(steps) + tokenizer.eos_token
+        assert answer.startswith(STEP_PREFIX)
+        p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        a_ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
+        out.append((p_ids + a_ids, len(p_ids)))
+    return out
+
+
+def bootstrap_policy(problems: list[Problem], out_dir: str | Path, cfg: PolicyConfig | None = None) -> dict:
+    """Train tokenizer and policy on ``problems``; save a standard model folder; return a report."""
+    import torch
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+
+    from genprm.logs import progress
+    from genprm.world.tokenizer import train_tokenizer
+
+    cfg = cfg or PolicyConfig()
+    out_dir = Path(out_dir)
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    rng = random.Random(cfg.seed)
+
+    t0 = time.perf_counter()
+    tokenizer = train_tokenizer(tokenizer_corpus(problems, cfg.seed), vocab_size=cfg.model.vocab_size)
+    tok_seconds = time.perf_counter() - t0
+
+    shape = cfg.model
+    mcfg = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=shape.hidden_size,
+        intermediate_size=shape.intermediate_size,
+        num_hidden_layers=shape.num_layers,
+        num_attention_heads=shape.num_heads,
+        num_key_value_heads=shape.num_heads,
+        max_position_embeddings=shape.max_positions,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        torch_dtype="float32",
+    )
+    model = LlamaForCausalLM(mcfg)
+    examples = _examples(problems, tokenizer, cfg, rng)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
+
+    def lr_at(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return cfg.lr * (step + 1) / cfg.warmup_steps
+        frac = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+        return cfg.lr * 0.5 * (1 + math.cos(math.pi * frac))
+
+    model.train()
+    losses: list[float] = []
+    t1 = time.perf_counter()
+    for step in progress(range(cfg.steps), desc="policy", unit="step"):
+        batch = [examples[rng.randrange(len(examples))] for _ in range(cfg.batch_size)]
+        width = max(len(ids) for ids, _ in batch)
+        input_ids = torch.full((len(batch), width), tokenizer.pad_token_id, dtype=torch.long)
+        labels = torch.full((len(batch), width), -100, dtype=torch.long)
+        attn = torch.zeros((len(batch), width), dtype=torch.long)
+        for i, (ids, plen) in enumerate(batch):
+            input_ids[i, : len(ids)] = torch.tensor(ids)
+            labels[i, plen : len(ids)] = torch.tensor(ids[plen:])
+            attn[i, : len(ids)] = 1
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step)
+        loss = model(input_ids=input_ids, attention_mask=attn, labels=labels).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        losses.append(float(loss.detach()))
+        if step % 200 == 0 or step == cfg.steps - 1:
+            log.info("policy step %d/%d loss %.4f", step + 1, cfg.steps, losses[-1])
+    train_seconds = time.perf_counter() - t1
+
+    model.eval()
+    model.generation_config = GenerationConfig(
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return {
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "vocab_size": len(tokenizer),
+        "tokenizer_seconds": round(tok_seconds, 2),
+        "train_seconds": round(train_seconds, 2),
+        "steps": cfg.steps,
+        "first_loss": round(losses[0], 4),
+        "final_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4),
+        "loss_curve": [round(sum(losses[i : i + 50]) / len(losses[i : i + 50]), 4) for i in range(0, len(losses), 50)],
+    }
+
+
+def measure_policy(solutions) -> dict:
+    """Accuracy and first-error mix of sampled world solutions, judged by the exact checker."""
+    from genprm.world.checker import check_solution
+
+    kinds: dict[str, int] = {}
+    correct = 0
+    for s in solutions:
+        res = check_solution(s.problem, s.steps)
+        correct += res.final_correct
+        if res.first_error >= 0:
+            kinds[res.first_error_kind] = kinds.get(res.first_error_kind, 0) + 1
+    n_err = sum(kinds.values())
+    return {
+        "samples": len(solutions),
+        "accuracy": round(correct / max(1, len(solutions)), 4),
+        "process_error_rate": round(n_err / max(1, len(solutions)), 4),
+        "first_error_kinds": dict(sorted(kinds.items())),
+        "first_error_share": {k: round(v / max(1, n_err), 4) for k, v in sorted(kinds.items())},
+    }
