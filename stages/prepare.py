@@ -17,7 +17,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from genprm.config import load_params
+from genprm.params import load_params
 from genprm.logs import setup_logging, timed
 from genprm.prepare import prepare
 from genprm.records import replace_dir, write_json, write_records

@@ -2,7 +2,8 @@
 import pytest
 import yaml
 
-from genprm.config import ConfigError, Params, load_params
+from genprm.config import ConfigError
+from genprm.params import Params, load_params
 
 
 def _write(tmp_path, data):
@@ -54,8 +55,8 @@ def test_wrong_type_is_named(repo, tmp_path):
 
 def test_unknown_section_and_cross_field_rules(repo, tmp_path):
     data = _base(repo)
-    data["rollout"] = {"n": 3}
-    with pytest.raises(ConfigError, match="rollout: unknown key"):
+    data["rolout"] = {"n": 3}
+    with pytest.raises(ConfigError, match=r"rolout: unknown key \(did you mean 'rollout'\?\)"):
         load_params(_write(tmp_path, data))
     data = _base(repo)
     data["prepare"]["train"][0].pop("seed")

@@ -69,7 +69,8 @@ def _add_world(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_config_check(args: argparse.Namespace) -> int:
-    from genprm.config import ConfigError, load_params
+    from genprm.config import ConfigError
+    from genprm.params import load_params
 
     try:
         params = load_params(args.path)

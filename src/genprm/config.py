@@ -1,8 +1,9 @@
 """Typed, validated configuration: one pydantic model per ``params.yaml`` section.
 
 ``params.yaml`` is the embedded default profile; ``configs/*.yaml`` hold other profiles.
-:func:`load_params` reads a file into :class:`Params`; an unknown key or a wrong type raises
-:class:`ConfigError` naming the file and the dotted key, e.g.
+This module holds the base (:class:`Section`, :class:`ConfigError`) and the sections of the
+early stages; :mod:`genprm.params` assembles every section into one profile. An unknown key
+or a wrong type raises :class:`ConfigError` naming the file and the dotted key, e.g.
 ``params.yaml: prepare.train.0.n: Input should be a valid integer``.
 
 The library never reads ``params.yaml`` itself: stages load it here and pass plain values on.
@@ -19,7 +20,6 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from genprm.world.policy import PolicyConfig
 from genprm.world.problems import WorldConfig
 
 __all__ = [
@@ -30,8 +30,8 @@ __all__ = [
     "EngineConfig",
     "SamplingConfig",
     "PolicyEvalConfig",
-    "Params",
-    "load_params",
+    "WorldBenchConfig",
+    "describe_error",
     "load_yaml",
 ]
 
@@ -113,15 +113,13 @@ class PolicyEvalConfig(Section):
     engine: EngineConfig = Field(default_factory=EngineConfig)
 
 
-class Params(Section):
-    """All sections of a profile. Sections of later stages are added as those stages land."""
+class WorldBenchConfig(Section):
+    """The ``world_bench`` stage: the world's ProcessBench from policy solutions."""
 
+    samples_per_problem: int = Field(4, ge=1, description="policy solutions sampled per held-out problem")
+    size: int = Field(200, ge=2, description="benchmark size, half erroneous and half correct")
     seed: int = 0
-    world: WorldConfig = Field(default_factory=WorldConfig)
-    prepare: PrepareConfig
-    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
-    policy: PolicyConfig = Field(default_factory=PolicyConfig)
-    policy_eval: PolicyEvalConfig = Field(default_factory=PolicyEvalConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
 
 
 def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
@@ -138,7 +136,7 @@ def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
-def _describe(exc: ValidationError, model: type[BaseModel], path: Path) -> str:
+def describe_error(exc: ValidationError, model: type[BaseModel], path: Path) -> str:
     lines = []
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"]) or "<root>"
@@ -176,13 +174,3 @@ def _unwrap(annotation: Any) -> tuple[Any, int]:
         return inner, depth + 1
     models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
     return (models[0] if models else annotation), 0
-
-
-def load_params(path: str | os.PathLike = "params.yaml") -> Params:
-    """Read and validate a whole profile."""
-    path = Path(path)
-    data = load_yaml(path)
-    try:
-        return Params.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_describe(exc, Params, path)) from None

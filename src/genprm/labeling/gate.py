@@ -1,0 +1,211 @@
+"""Quality gate over labeled step values: a great-expectations suite that stops the stage.
+
+:func:`run_gate` builds two pandas frames, one row per solution and one per step, and
+validates them with an ephemeral great-expectations context. Checks that are no built-in
+expectation are computed as helper columns first and expected to be all ``True``:
+
+solutions frame
+    schema (exact column set); ``solution_id`` unique; no duplicate solutions (same problem and
+    steps, helper ``dup_key``); ``mc_first`` in [0, 1]; ``correct`` not null;
+    ``problem_has_both`` (each kept problem has a correct and an incorrect solution);
+    ``zeros_after_first_zero`` (after the first MC of 0, every later MC and k is 0);
+    ``lengths_match`` (steps, mc, k and every label list have one entry per step).
+steps frame
+    ``mc`` in [0, 1]; ``k`` >= 0; every label column in {0, 1} and not null; the share of
+    1-labels of the training label within ``[min_positive_share, max_positive_share]``.
+
+A failure raises :class:`GateError` whose message lists each failed expectation with up to
+five offending rows. great-expectations is imported only when the gate runs.
+
+Use::
+
+    summary = run_gate(values, solutions, training_label="rpe", min_positive_share=0.05, max_positive_share=0.95)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from genprm.records import Record
+
+__all__ = ["GateError", "SOLUTION_COLUMNS", "gate_frames", "run_gate"]
+
+log = logging.getLogger(__name__)
+
+SOLUTION_COLUMNS = [
+    "solution_id", "problem_id", "mc_first", "correct", "n_steps", "dup_key",
+    "problem_has_both", "zeros_after_first_zero", "lengths_match",
+]
+
+
+class GateError(RuntimeError):
+    """The outputs failed the quality gate; the message lists every failed expectation."""
+
+    def __init__(self, failures: list[str]):
+        self.failures = failures
+        super().__init__("quality gate failed:\n" + "\n".join(failures))
+
+
+def _row(r: Record | dict) -> dict:
+    return r.to_dict() if isinstance(r, Record) else dict(r)
+
+
+def _zeros_ok(mc: Sequence[float], k: Sequence[int]) -> bool:
+    first = next((i for i, v in enumerate(mc) if v == 0), None)
+    if first is None:
+        return True
+    return all(v == 0 for v in mc[first + 1 :]) and all(x == 0 for x in k[first + 1 :])
+
+
+def gate_frames(values: Sequence[Record | dict], solutions: Sequence[Record | dict], label_names: Sequence[str]):
+    """The (solutions, steps) pandas frames the suite checks, helper columns included."""
+    import pandas as pd
+
+    sols = {s["id"]: s for s in map(_row, solutions)}
+    rows, steps = [], []
+    outcomes: dict[str, set] = {}
+    vals = [_row(v) for v in values]
+    for v in vals:
+        s = sols.get(v["solution_id"], {})
+        outcomes.setdefault(v["problem_id"], set()).add(s.get("correct"))
+    for v in vals:
+        s = sols.get(v["solution_id"], {})
+        mc, k, labels = list(v.get("mc", [])), list(v.get("k", [])), dict(v.get("labels", {}))
+        n = len(s.get("steps", []))
+        rows.append({
+            "solution_id": v["solution_id"],
+            "problem_id": v["problem_id"],
+            "mc_first": v.get("mc_first"),
+            "correct": s.get("correct"),
+            "n_steps": n,
+            "dup_key": v["problem_id"] + "\x1f" + "\x1f".join(s.get("steps", [])),
+            "problem_has_both": {True, False} <= outcomes[v["problem_id"]],
+            "zeros_after_first_zero": _zeros_ok(mc, k),
+            "lengths_match": len(mc) == n and len(k) == n and all(len(labels.get(name, [])) == n for name in label_names),
+        })
+        for t in range(len(mc)):
+            step = {"solution_id": v["solution_id"], "step": t, "mc": mc[t], "k": k[t] if t < len(k) else None}
+            for name in label_names:
+                lab = labels.get(name, [])
+                step[f"label_{name}"] = lab[t] if t < len(lab) else None
+            steps.append(step)
+    step_cols = ["solution_id", "step", "mc", "k", *[f"label_{n}" for n in label_names]]
+    return pd.DataFrame(rows, columns=SOLUTION_COLUMNS), pd.DataFrame(steps, columns=step_cols)
+
+
+def _failures(result: Any, frame: str) -> list[str]:
+    out = []
+    for r in result.results:
+        if r.success:
+            continue
+        cfg = r.expectation_config
+        kwargs = {k: v for k, v in cfg.kwargs.items() if k not in ("batch_id", "result_format")}
+        res = r.result or {}
+        line = f"- [{frame}] {cfg.type} {kwargs}"
+        if r.exception_info and r.exception_info.get("raised_exception"):
+            line += f": error {r.exception_info.get('exception_message')}"
+        if "unexpected_count" in res:
+            line += f": {res['unexpected_count']} unexpected"
+        if res.get("observed_value") is not None:
+            line += f": observed {res['observed_value']}"
+        rows = res.get("unexpected_index_list") or []
+        for row in rows[:5]:
+            line += "\n    " + ", ".join(f"{k}={_plain(v)!r}" for k, v in row.items())
+        if len(rows) > 5:
+            line += f"\n    ... and {len(rows) - 5} more"
+        out.append(line)
+    return out
+
+
+def _share(column: Any) -> float | None:
+    import pandas as pd
+
+    mean = pd.to_numeric(column, errors="coerce").mean()
+    return None if pd.isna(mean) else round(float(mean), 4)
+
+
+def _plain(v: Any) -> Any:
+    return v.item() if hasattr(v, "item") else v
+
+
+def run_gate(
+    values: Sequence[Record | dict],
+    solutions: Sequence[Record | dict],
+    *,
+    label_names: Sequence[str] = ("hard", "rpe", "difference"),
+    training_label: str = "rpe",
+    min_positive_share: float = 0.05,
+    max_positive_share: float = 0.95,
+) -> dict:
+    """Validate labeled values; return a summary, or raise :class:`GateError` listing failures."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    if training_label not in label_names:
+        raise ValueError(f"training label {training_label!r} is not among {list(label_names)}")
+    sol_df, step_df = gate_frames(values, solutions, label_names)
+    ctx = gx.get_context(mode="ephemeral")
+    try:
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+    except Exception:  # progress bars are cosmetic: an older/newer layout just keeps them
+        pass
+    source = ctx.data_sources.add_pandas("labeling")
+
+    def validate(name: str, df, expectations: list, index_cols: list[str]) -> list[str]:
+        batch = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("all")
+        suite = ctx.suites.add(gx.ExpectationSuite(name=f"{name}_suite"))
+        for e in expectations:
+            suite.add_expectation(e)
+        vd = ctx.validation_definitions.add(gx.ValidationDefinition(name=f"{name}_check", data=batch, suite=suite))
+        result = vd.run(
+            batch_parameters={"dataframe": df},
+            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": index_cols},
+        )
+        return _failures(result, name)
+
+    is_true = dict(value_set=[True])
+    sol_checks = [
+        gxe.ExpectTableColumnsToMatchSet(column_set=SOLUTION_COLUMNS, exact_match=True),
+        gxe.ExpectColumnValuesToBeUnique(column="solution_id"),
+        gxe.ExpectColumnValuesToBeUnique(column="dup_key"),
+        gxe.ExpectColumnValuesToBeBetween(column="mc_first", min_value=0.0, max_value=1.0),
+        gxe.ExpectColumnValuesToNotBeNull(column="mc_first"),
+        gxe.ExpectColumnValuesToNotBeNull(column="correct"),
+        gxe.ExpectColumnValuesToBeInSet(column="problem_has_both", **is_true),
+        gxe.ExpectColumnValuesToBeInSet(column="zeros_after_first_zero", **is_true),
+        gxe.ExpectColumnValuesToBeInSet(column="lengths_match", **is_true),
+    ]
+    step_checks = [
+        gxe.ExpectTableColumnsToMatchSet(column_set=list(step_df.columns), exact_match=True),
+        gxe.ExpectColumnValuesToBeBetween(column="mc", min_value=0.0, max_value=1.0),
+        gxe.ExpectColumnValuesToNotBeNull(column="mc"),
+        gxe.ExpectColumnValuesToBeBetween(column="k", min_value=0),
+    ]
+    for name in label_names:
+        step_checks.append(gxe.ExpectColumnValuesToBeInSet(column=f"label_{name}", value_set=[0, 1]))
+        step_checks.append(gxe.ExpectColumnValuesToNotBeNull(column=f"label_{name}"))
+    step_checks.append(
+        gxe.ExpectColumnMeanToBeBetween(
+            column=f"label_{training_label}", min_value=min_positive_share, max_value=max_positive_share
+        )
+    )
+    failures = validate("solutions", sol_df, sol_checks, ["solution_id"])
+    failures += validate("steps", step_df, step_checks, ["solution_id", "step"])
+    summary = {
+        "solutions": len(sol_df),
+        "steps": len(step_df),
+        "expectations": len(sol_checks) + len(step_checks),
+        "failed": len(failures),
+        "positive_share": _share(step_df[f"label_{training_label}"]),
+    }
+    if failures:
+        raise GateError(failures)
+    log.info("quality gate passed: %d expectations over %d solutions, %d steps", summary["expectations"],
+             summary["solutions"], summary["steps"])
+    return summary

@@ -1,0 +1,54 @@
+"""A whole profile (``params.yaml`` or ``configs/*.yaml``): every section, validated.
+
+:func:`load_params` reads a file into :class:`Params`; an unknown key or a wrong type raises
+:class:`~genprm.config.ConfigError` naming the file and the dotted key. Stages load the
+profile here and hand plain values to the library, which never reads ``params.yaml`` itself.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, ValidationError
+
+from genprm.config import (
+    ConfigError,
+    PolicyEvalConfig,
+    PrepareConfig,
+    SamplingConfig,
+    Section,
+    WorldBenchConfig,
+    describe_error,
+    load_yaml,
+)
+from genprm.labeling.config import LabelsConfig, MonteCarloConfig, RolloutConfig
+from genprm.world.policy import PolicyConfig
+from genprm.world.problems import WorldConfig
+
+__all__ = ["Params", "load_params"]
+
+
+class Params(Section):
+    """All sections of a profile. Sections of later stages are added as those stages land."""
+
+    seed: int = 0
+    world: WorldConfig = Field(default_factory=WorldConfig)
+    prepare: PrepareConfig
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    policy_eval: PolicyEvalConfig = Field(default_factory=PolicyEvalConfig)
+    world_bench: WorldBenchConfig = Field(default_factory=WorldBenchConfig)
+    rollout: RolloutConfig | None = None
+    montecarlo: MonteCarloConfig | None = None
+    labels: LabelsConfig | None = None
+
+
+def load_params(path: str | os.PathLike = "params.yaml") -> Params:
+    """Read and validate a whole profile."""
+    path = Path(path)
+    data = load_yaml(path)
+    try:
+        return Params.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(describe_error(exc, Params, path)) from None

@@ -1,0 +1,56 @@
+"""DVC stage ``montecarlo``: Monte-Carlo values of every step prefix (part 2).
+
+Reads the ``montecarlo`` section of the params file, the completer folder (``--model``,
+default ``models/policy``), the training problems and the rollout's
+solutions; runs the missing shards (a killed run resumes where it stopped) and merges them::
+
+    data/montecarlo/values.jsonl       StepValues records (mc_first, mc, k; no labels yet)
+    work/montecarlo/montecarlo-0000i.* shards (resumable scratch, not a DVC output)
+    metrics/montecarlo.json            completions, engine calls, completions/s, seconds
+
+Run: ``python stages/montecarlo.py [--params params.yaml]``; several workers:
+``--shard-index i --num-shards n --no-merge`` each, then ``--merge-only``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from genprm.labeling.config import MonteCarloConfig, load_section
+from genprm.labeling.runner import montecarlo_stage
+from genprm.logs import setup_logging
+from genprm.records import write_json
+
+log = logging.getLogger("stages.montecarlo")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--problems", default="data/prepared/train.jsonl")
+    ap.add_argument("--solutions", default="data/rollout/solutions.jsonl")
+    ap.add_argument("--out", default="data/montecarlo/values.jsonl")
+    ap.add_argument("--shard-dir", default="work/montecarlo")
+    ap.add_argument("--metrics", default="metrics/montecarlo.json")
+    ap.add_argument("--model", default="models/policy", help="model folder (engine.settings.model wins)")
+    ap.add_argument("--shard-index", type=int, default=0)
+    ap.add_argument("--num-shards", type=int, default=1)
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--no-merge", action="store_true", help="only run this worker's shards")
+    mode.add_argument("--merge-only", action="store_true", help="only merge (every shard must exist)")
+    args = ap.parse_args(argv)
+    setup_logging()
+    cfg = load_section(args.params, "montecarlo", MonteCarloConfig)
+    metrics = montecarlo_stage(
+        args.problems, args.solutions, cfg, args.out, args.shard_dir, model=args.model,
+        shard_index=args.shard_index, num_shards=args.num_shards, merge=not args.no_merge,
+        run=not args.merge_only,
+    )
+    if not args.no_merge:
+        write_json(args.metrics, metrics)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

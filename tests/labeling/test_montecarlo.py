@@ -1,0 +1,75 @@
+"""Monte-Carlo values with a real (tiny) world policy as the completer, hf backend."""
+
+from __future__ import annotations
+
+import pytest
+
+from genprm.labeling.config import AdaptiveConfig
+from genprm.labeling.montecarlo import dynamic_k, estimate_values
+from genprm.labeling.rollout import run_rollouts
+
+SMALL_K = [(0.1, 24), (0.9, 16), (1.0, 8)]
+
+
+@pytest.fixture(scope="module")
+def kept(policy_gen, world_problems):
+    res = run_rollouts(policy_gen, world_problems, paths_per_round=8, max_paths=32, keep_correct=2,
+                       keep_incorrect=2, max_tokens=64, seed=0)
+    assert res.solutions, "the policy found no problem with both outcomes"
+    return res.solutions
+
+
+@pytest.fixture(scope="module")
+def fixed(policy_gen, world_problems, kept):
+    return estimate_values(policy_gen, world_problems, kept, k_thresholds=SMALL_K, max_tokens=64, seed=1)
+
+
+def _check_rules(values, kept, budget_ok) -> None:
+    for v, s in zip(values, kept):
+        assert v.solution_id == s.id and len(v.mc) == len(v.k) == len(s.steps)
+        k = dynamic_k(v.mc_first, SMALL_K)
+        first_zero = next((i for i, m in enumerate(v.mc[:-1]) if m == 0.0), None)
+        for t in range(len(s.steps) - 1):
+            if first_zero is not None and t > first_zero:
+                assert v.mc[t] == 0.0 and v.k[t] == 0  # zero propagation, nothing sampled
+            else:
+                assert budget_ok(v.k[t], k)
+                assert v.mc[t] * v.k[t] == pytest.approx(round(v.mc[t] * v.k[t]))
+        # the last step: the solution's own correctness, unless the path died before
+        assert v.k[-1] == 0
+        assert v.mc[-1] == (0.0 if first_zero is not None else float(s.correct))
+
+
+@pytest.mark.slow
+def test_fixed_k_rules(fixed, kept) -> None:
+    values, stats = fixed
+    _check_rules(values, kept, lambda got, k: got == k)
+    assert stats["completions"] == sum(sum(v.k) for v in values)
+    assert stats["engine_calls"] == stats["waves"] > 0  # one call per wave
+    assert stats["steps_implied"] + stats["steps_sampled"] == stats["steps"]
+    assert stats["completions_per_s"] > 0
+
+
+@pytest.mark.slow
+def test_fixed_k_deterministic(policy_gen, world_problems, kept, fixed) -> None:
+    again, _ = estimate_values(policy_gen, world_problems, kept, k_thresholds=SMALL_K, max_tokens=64, seed=1)
+    assert [v.to_dict() for v in again] == [v.to_dict() for v in fixed[0]]
+
+
+@pytest.mark.slow
+def test_adaptive_respects_budget_and_chunks(policy_gen, world_problems, kept, fixed) -> None:
+    cfg = AdaptiveConfig(enabled=True, chunk=4, confidence=0.9, bound="wilson")
+    values, stats = estimate_values(policy_gen, world_problems, kept, k_thresholds=SMALL_K, max_tokens=64, seed=1,
+                                    adaptive=cfg)
+    _check_rules(values, kept, lambda got, k: 0 < got <= k and (got % 4 == 0 or got == k))
+    assert stats["adaptive"] and stats["completions"] <= fixed[1]["completions"]
+    assert stats["engine_calls"] >= stats["waves"]
+
+
+def test_estimate_values_rejects_ungraded(world_problems) -> None:
+    from genprm.records import Solution
+
+    p = world_problems[0]
+    bad = Solution(id="x/0", problem_id=p.id, problem=p.problem, steps=["1 + 1 = 2"], metadata={"mc_first": 0.5})
+    with pytest.raises(ValueError, match="not graded"):
+        estimate_values(None, world_problems, [bad], k_thresholds=SMALL_K)  # fails before any generation

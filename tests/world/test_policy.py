@@ -1,0 +1,107 @@
+"""World policy bootstrap: error injection, the tokenizer, a deterministic standard model folder."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import subprocess
+import sys
+
+import pytest
+
+from genprm.world.checker import check_solution
+from genprm.world.policy import ModelShape, PolicyConfig, bootstrap_policy, corrupt_steps, measure_policy
+from genprm.world.problems import WorldConfig, generate_problems, parse_problem, render_problem
+from genprm.records import Solution
+
+WORLD = WorldConfig(max_value=30, max_multiplicand=9)
+
+
+@pytest.mark.parametrize("kind", ["arithmetic", "copy"])
+def test_corrupt_steps_injects_one_error_of_the_kind(kind):
+    rng = random.Random(0)
+    for p in generate_problems(200, 3, WORLD):
+        chain = parse_problem(p.problem)
+        steps = corrupt_steps(chain, rng, kind)
+        res = check_solution(render_problem(chain), steps)
+        assert res.first_error >= 0 and res.first_error_kind == kind
+        # the error is carried forward, not repeated: exactly one wrong step
+        assert sum(e is not None for e in res.step_errors) == 1
+        assert not res.final_correct or kind == "copy"  # a copy slip can land on the right answer
+
+
+def test_measure_policy_counts_kinds():
+    p = "Compute (3 + 4) * 2."
+    sols = [
+        Solution(id="a", problem_id="p", problem=p, steps=["3 + 4 = 7", "7 * 2 = 14. The answer is 14."]),
+        Solution(id="b", problem_id="p", problem=p, steps=["3 + 4 = 8", "8 * 2 = 16. The answer is 16."]),
+        Solution(id="c", problem_id="p", problem=p, steps=["3 + 5 = 8", "8 * 2 = 16. The answer is 16."]),
+        Solution(id="d", problem_id="p", problem=p, steps=["3 + 4 = 7", "7 * 2 = 14. The answer is 14."]),
+    ]
+    m = measure_policy(sols)
+    assert m["accuracy"] == 0.5 and m["first_error_kinds"] == {"arithmetic": 1, "copy": 1}
+    assert m["first_error_share"] == {"arithmetic": 0.5, "copy": 0.5}
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory):
+    problems = generate_problems(200, 1, WORLD)
+    cfg = PolicyConfig(steps=30, batch_size=8, warmup_steps=5, model=ModelShape(vocab_size=400))
+    dirs = [tmp_path_factory.mktemp(f"policy{i}") for i in range(2)]
+    reports = [bootstrap_policy(problems, d, cfg) for d in dirs]
+    return dirs, reports
+
+
+def _digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.slow
+def test_same_params_same_bytes(tiny_runs):
+    (a, b), (ra, rb) = tiny_runs
+    for name in ("model.safetensors", "tokenizer.json", "config.json", "tokenizer_config.json", "generation_config.json"):
+        assert _digest(a / name) == _digest(b / name), name
+    assert ra["final_loss"] == rb["final_loss"] and ra["final_loss"] < ra["first_loss"]
+
+
+@pytest.mark.slow
+def test_standard_folder_and_tokenizer(tiny_runs):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = tiny_runs[0][0]
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path)
+    assert model.config.hidden_size // model.config.num_attention_heads >= 32
+    for word in ("<analyze>", "</analyze>", "<verify>", "</verify>", "<output>", "</output>", "Yes", "No"):
+        assert len(tok(word, add_special_tokens=False)["input_ids"]) == 1, word
+    digits = tok.convert_ids_to_tokens(tok("12345", add_special_tokens=False)["input_ids"])
+    assert digits == ["1", "2", "3", "4", "5"]
+    text = tok.apply_chat_template(
+        [{"role": "user", "content": "Compute 3 + 4."}, {"role": "assistant", "content": "Step 1: 3 + 4 = 7"}],
+        tokenize=False,
+    )
+    assert text == "<|im_start|>user\nCompute 3 + 4.<|im_end|>\n<|im_start|>assistant\nStep 1: 3 + 4 = 7<|im_end|>\n"
+    enc = tok.apply_chat_template(
+        [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}],
+        return_assistant_tokens_mask=True, return_dict=True,
+    )
+    masked = [t for t, m in zip(enc["input_ids"], enc["assistant_masks"]) if m]
+    assert tok.decode(masked) == "A<|im_end|>"
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+def test_vllm_loads_the_policy(tiny_runs):
+    code = (
+        "from vllm import LLM, SamplingParams\n"
+        f"llm = LLM(model={str(tiny_runs[0][0])!r}, dtype='float32', enforce_eager=True, "
+        "distributed_executor_backend='uni', seed=0)\n"
+        "out = llm.generate(['<|im_start|>user\\nCompute 3 + 4.<|im_end|>\\n<|im_start|>assistant\\nStep 1:'],"
+        " SamplingParams(max_tokens=8, temperature=0))\n"
+        "print('GENERATED', len(out[0].outputs[0].token_ids))\n"
+    )
+    env = dict(os.environ, VLLM_ENABLE_V1_MULTIPROCESSING="0", VLLM_CPU_KVCACHE_SPACE="1")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=400)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "GENERATED" in r.stdout
