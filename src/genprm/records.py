@@ -8,6 +8,7 @@ Every artifact of the pipeline is a list of one of these records:
 - :class:`Verdict`     one step's judgement by a teacher or a PRM (Yes/No, reward, rationale).
 - :class:`Rationale`   a teacher's whole review of one solution: per-step verdicts and the earliest error.
 - :class:`ProcessBenchSample`  one row of ProcessBench (or the world's benchmark) in its own schema.
+- :class:`SFTExample`  one GenPRM training conversation, with the spans training must not learn.
 
 IO: :func:`read_records` / :func:`write_records` handle JSONL (``.jsonl``) and parquet
 (``.parquet``) by file suffix. Writes are atomic (temp file in the same folder, then
@@ -36,6 +37,7 @@ __all__ = [
     "Verdict",
     "Rationale",
     "ProcessBenchSample",
+    "SFTExample",
     "RecordError",
     "read_records",
     "iter_records",
@@ -148,6 +150,41 @@ class ProcessBenchSample(Record):
     def _check(self) -> ProcessBenchSample:
         if self.label >= len(self.steps):
             raise ValueError(f"label {self.label} is out of range for {len(self.steps)} steps")
+        return self
+
+
+class SFTExample(Record):
+    """A GenPRM training conversation in the exact GenPRM format.
+
+    ``messages`` are chat turns (``role``, ``content``): the system prompt, one user turn per
+    step, one assistant turn per step. An assistant turn may carry two extra keys with
+    ``[start, end)`` character offsets into its ``content``:
+
+    - ``exec_spans``: executed ``[Code Output]`` blocks (text the model never generated; never
+      trained on);
+    - ``prefix_spans``: the forced stage prefixes (``<analyze>\nLet's analyze the Paragraph t
+      step by step: `` and the ``<verify>`` opening), optionally left out of the loss.
+
+    ``step_labels`` are the per-step verdicts of the conversation (1 = Yes, 0 = No).
+    """
+
+    id: str
+    solution_id: str
+    source: str = ""
+    messages: list[dict[str, Any]]
+    step_labels: list[int]
+
+    @model_validator(mode="after")
+    def _check(self) -> SFTExample:
+        for i, m in enumerate(self.messages):
+            if m.get("role") not in ("system", "user", "assistant") or not isinstance(m.get("content"), str):
+                raise ValueError(f"messages[{i}] needs a role (system/user/assistant) and a string content")
+            for key in ("exec_spans", "prefix_spans"):
+                for span in m.get(key, []):
+                    if m["role"] != "assistant" or not (0 <= span[0] <= span[1] <= len(m["content"])):
+                        raise ValueError(f"messages[{i}].{key}: span {span} is not inside an assistant turn")
+        if any(v not in (0, 1) for v in self.step_labels):
+            raise ValueError("step_labels must be 0 or 1")
         return self
 
 
