@@ -68,12 +68,12 @@ def prepare(
 
     evals: dict[str, Any] = {}
     for key, spec in eval_sources.items():
-        evals[key] = load_source(**spec, world=world, prefix=f"world-{key}")
+        evals[key] = load_source(**spec, world=world, prefix=key)
         log.info("eval set %s: %d rows from %s", key, len(evals[key]), spec["name"])
     train: list[Problem] = []
     per_source: dict[str, int] = {}
     for spec in train_sources:
-        rows = load_source(**spec, world=world, prefix="world-train")
+        rows = load_source(**spec, world=world, prefix="world")
         label = spec["name"] if spec.get("source") is None else f"{spec['name']}:{spec['source']}"
         per_source[label] = per_source.get(label, 0) + len(rows)
         train.extend(rows)

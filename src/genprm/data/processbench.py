@@ -95,7 +95,8 @@ def load_processbench(
     """Load ProcessBench samples, split by split, with ``split`` set on each record.
 
     ``source``: a folder with ``<split>.json`` files, a data root (``<root>/processbench/``),
-    one split file (its stem is the split), a ``save_to_disk`` folder, or a Hub id; None
+    one split file (its stem is the split, any name, e.g. the world's ``world.json``), a
+    ``save_to_disk`` folder, or a Hub id; None
     means ``Qwen/ProcessBench``. ``splits`` defaults to all four. ``limit`` caps the number
     of samples per split. Ids must be unique across the splits loaded.
     """
@@ -104,7 +105,7 @@ def load_processbench(
     src: str | os.PathLike = PROCESSBENCH_HUB_ID if source is None else source
     path = Path(src).expanduser()
     if path.is_file():
-        if splits is not None and path.stem not in _check_splits(splits):
+        if splits is not None and path.stem not in ((splits,) if isinstance(splits, str) else tuple(splits)):
             raise ValueError(f"{path}: file split {path.stem!r} is not among the requested splits {list(splits)}")
         jobs = [(path.stem, path)]
     else:

@@ -1,0 +1,58 @@
+"""DVC stage ``world_bench``: the world's ProcessBench, from the policy's own solutions.
+
+Samples the world policy on the held-out world problems (``sampling`` params), labels every
+solution with the exact checker and keeps a balanced set in ProcessBench's own format (one
+JSON array per split, fields ``id, generator, problem, steps, final_answer_correct, label``),
+so the evaluation code reads it exactly like the real benchmark. Writes::
+
+    data/world_processbench/world.json
+    metrics/world_bench.json
+
+Run: ``python stages/world_bench.py [--params params.yaml]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+from genprm.params import load_params
+from genprm.engine import create_generator
+from genprm.logs import setup_logging, timed
+from genprm.records import Problem, atomic_write_text, read_records, write_json
+from genprm.sampling import sample_solutions
+from genprm.world.benchmark import build_benchmark
+
+log = logging.getLogger("stages.world_bench")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--problems", default="data/prepared/eval/world_test.jsonl")
+    ap.add_argument("--policy", default="models/policy")
+    ap.add_argument("--out", default="data/world_processbench/world.json")
+    ap.add_argument("--metrics", default="metrics/world_bench.json")
+    args = ap.parse_args(argv)
+    setup_logging()
+    params = load_params(args.params)
+    cfg, sampling = params.world_bench, params.sampling
+    problems = read_records(args.problems, Problem)
+    with timed("world_bench sampling", log) as t:
+        gen = create_generator(cfg.engine.backend, **{"model": args.policy, **cfg.engine.settings})
+        sols = sample_solutions(
+            gen, problems, n=cfg.samples_per_problem, temperature=sampling.temperature, top_p=sampling.top_p,
+            top_k=sampling.top_k, max_tokens=sampling.max_tokens, seed=cfg.seed,
+        )
+        gen.close()
+    samples, stats = build_benchmark(sols, cfg.size, seed=cfg.seed, split="world")
+    rows = [s.model_dump(exclude={"split"}) for s in samples]
+    atomic_write_text(args.out, json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
+    write_json(args.metrics, dict(stats, sampled=len(sols), sampling_seconds=t["seconds"]))
+    log.info("world ProcessBench: %d samples (%d erroneous) from %d solutions", len(rows), stats["erroneous"], len(sols))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
