@@ -1,0 +1,180 @@
+"""Quality gate over the SFT dataset: a great-expectations suite that stops the stage.
+
+:func:`run_sft_gate` builds two pandas frames and validates them with an ephemeral
+great-expectations context, in the style of :mod:`genprm.labeling.gate` (checks that are no
+built-in expectation are helper columns expected to be all ``True``):
+
+examples frame (one row per :class:`~genprm.records.SFTExample`)
+    ``id`` unique; ``roles_ok`` (system prompt, then alternating user/assistant turns, one pair
+    per step label); ``decontaminated`` (the problem's :func:`genprm.data.normalize_text` form is
+    not among the evaluation problems').
+turns frame (one row per assistant turn)
+    ``tags_ok`` (one ``<analyze>`` and one ``<output>`` block in order, ``<verify>`` balanced);
+    ``code_outputs_ok`` (every python block is followed by a ``[Code Output]`` block and the
+    ``exec_spans`` point exactly at those blocks); ``prefix_ok`` (the turn starts with its
+    ``analyze_prefix`` and a prefix span covers it); ``rationale_nonempty`` (text in the
+    analysis after the prefix); ``judgement_matches`` (the boxed Yes/No equals the step label);
+    ``label`` in {0, 1} with its mean (the Yes share) within ``[min_yes_share, max_yes_share]``.
+
+A failure raises :class:`~genprm.labeling.gate.GateError` listing each failed expectation with
+up to five offending rows::
+
+    summary = run_sft_gate(examples, eval_problems={normalize_text(p.problem) for p in evals},
+                           problems={s.id: s.problem for s in solutions})
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+from genprm.conversation import SYSTEM_PROMPT, analyze_prefix, parse_judgement
+from genprm.labeling.gate import GateError, _failures, _share
+from genprm.rationale.parsing import code_outputs_follow, tags_well_formed
+from genprm.records import SFTExample
+
+__all__ = ["GateError", "sft_gate_frames", "run_sft_gate"]
+
+log = logging.getLogger(__name__)
+
+_OUTPUT_HEAD = "[Code Output]\n\n```\n"
+_OUTPUT_TAIL = "\n```\n"
+_CODE_STOP = "\n```\n"
+
+
+def _exec_ok(content: str, spans: Sequence[Sequence[int]]) -> bool:
+    if content.count("```python\n") != len(spans) or not code_outputs_follow(content):
+        return False
+    for s, e in spans:
+        block = content[s:e]
+        if not (block.startswith(_OUTPUT_HEAD) and block.endswith(_OUTPUT_TAIL) and content[:s].endswith(_CODE_STOP)):
+            return False
+    return True
+
+
+def _roles_ok(ex: SFTExample) -> bool:
+    msgs = ex.messages
+    n = len(ex.step_labels)
+    if len(msgs) != 1 + 2 * n or msgs[0]["role"] != "system" or msgs[0]["content"] != SYSTEM_PROMPT:
+        return False
+    return all(m["role"] == ("user" if i % 2 == 0 else "assistant") for i, m in enumerate(msgs[1:]))
+
+
+def sft_gate_frames(
+    examples: Sequence[SFTExample],
+    eval_problems: Collection[str] = (),
+    problems: Mapping[str, str] | None = None,
+):
+    """The (examples, turns) pandas frames the suite checks, helper columns included.
+
+    ``problems`` maps solution id to problem text (default: the first line of user turn 1).
+    """
+    import pandas as pd
+
+    from genprm.data import normalize_text
+
+    rows, turns = [], []
+    for ex in examples:
+        users = [m for m in ex.messages if m["role"] == "user"]
+        problem = (problems or {}).get(ex.solution_id)
+        if problem is None:
+            problem = users[0]["content"].split("\n", 1)[0] if users else ""
+        rows.append({
+            "id": ex.id,
+            "solution_id": ex.solution_id,
+            "roles_ok": _roles_ok(ex),
+            "decontaminated": normalize_text(problem) not in eval_problems,
+        })
+        assistants = [m for m in ex.messages if m["role"] == "assistant"]
+        for t, m in enumerate(assistants):
+            content = m["content"]
+            prefix = analyze_prefix(t + 1)
+            end = content.find("</analyze>")
+            label = ex.step_labels[t] if t < len(ex.step_labels) else None
+            verdict = parse_judgement(content)
+            turns.append({
+                "id": ex.id,
+                "turn": t,
+                "label": label,
+                "tags_ok": tags_well_formed(content),
+                "code_outputs_ok": _exec_ok(content, m.get("exec_spans", [])),
+                "prefix_ok": content.startswith(prefix) and [0, len(prefix)] in [list(p) for p in m.get("prefix_spans", [])],
+                "rationale_nonempty": end > len(prefix) and content[len(prefix) : end].strip() != "",
+                "judgement_matches": verdict is not None and label is not None and int(verdict) == label,
+            })
+    ex_cols = ["id", "solution_id", "roles_ok", "decontaminated"]
+    turn_cols = ["id", "turn", "label", "tags_ok", "code_outputs_ok", "prefix_ok", "rationale_nonempty",
+                 "judgement_matches"]
+    return pd.DataFrame(rows, columns=ex_cols), pd.DataFrame(turns, columns=turn_cols)
+
+
+def run_sft_gate(
+    examples: Sequence[SFTExample],
+    *,
+    eval_problems: Collection[str] = (),
+    problems: Mapping[str, str] | None = None,
+    min_yes_share: float = 0.2,
+    max_yes_share: float = 0.95,
+) -> dict[str, Any]:
+    """Validate the SFT examples; return a summary, or raise ``GateError`` listing failures.
+
+    ``eval_problems`` are evaluation problem texts already in ``normalize_text`` form.
+    """
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    ex_df, turn_df = sft_gate_frames(examples, eval_problems, problems)
+    ctx = gx.get_context(mode="ephemeral")
+    try:
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+    except Exception:  # progress bars are cosmetic
+        pass
+    source = ctx.data_sources.add_pandas("sft")
+
+    def validate(name: str, df, expectations: list, index_cols: list[str]) -> list[str]:
+        batch = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("all")
+        suite = ctx.suites.add(gx.ExpectationSuite(name=f"{name}_suite"))
+        for e in expectations:
+            suite.add_expectation(e)
+        vd = ctx.validation_definitions.add(gx.ValidationDefinition(name=f"{name}_check", data=batch, suite=suite))
+        result = vd.run(
+            batch_parameters={"dataframe": df},
+            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": index_cols},
+        )
+        return _failures(result, name)
+
+    is_true = dict(value_set=[True])
+    ex_checks = [
+        gxe.ExpectTableRowCountToBeBetween(min_value=1),
+        gxe.ExpectColumnValuesToBeUnique(column="id"),
+        gxe.ExpectColumnValuesToBeInSet(column="roles_ok", **is_true),
+        gxe.ExpectColumnValuesToBeInSet(column="decontaminated", **is_true),
+    ]
+    turn_checks = [
+        gxe.ExpectColumnValuesToNotBeNull(column="label"),
+        gxe.ExpectColumnValuesToBeInSet(column="label", value_set=[0, 1]),
+        *[
+            gxe.ExpectColumnValuesToBeInSet(column=c, **is_true)
+            for c in ("tags_ok", "code_outputs_ok", "prefix_ok", "rationale_nonempty", "judgement_matches")
+        ],
+        gxe.ExpectColumnMeanToBeBetween(column="label", min_value=min_yes_share, max_value=max_yes_share),
+    ]
+    failures = validate("examples", ex_df, ex_checks, ["id"])
+    failures += validate("turns", turn_df, turn_checks, ["id", "turn"])
+    summary = {
+        "examples": len(ex_df),
+        "turns": len(turn_df),
+        "expectations": len(ex_checks) + len(turn_checks),
+        "failed": len(failures),
+        "yes_share": _share(turn_df["label"]),
+    }
+    if failures:
+        raise GateError(failures)
+    log.info("SFT gate passed: %d expectations over %d examples, %d turns", summary["expectations"],
+             summary["examples"], summary["turns"])
+    return summary

@@ -1,0 +1,47 @@
+"""DVC stage ``synthesis``: teacher rationales with executed code, consensus filter, SFT set (part 4).
+
+Reads the ``synthesis`` section of the params file, the rollout's solutions, their labelled step
+values and the evaluation sets (for the gate's decontamination check); writes::
+
+    data/sft/train.jsonl          SFTExample records in the GenPRM conversation format
+    data/sft/rationales.jsonl     a Rationale for every reviewed solution
+    metrics/synthesis.json        counts, drop reasons, retention per source, gate, timings
+
+Run: ``python stages/synthesis.py [--params params.yaml]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import logging
+
+from genprm.labeling.config import load_section
+from genprm.logs import setup_logging
+from genprm.rationale.config import SynthesisConfig
+from genprm.rationale.runner import synthesis_stage
+from genprm.records import write_json
+
+log = logging.getLogger("stages.synthesis")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--solutions", default="data/rollout/solutions.jsonl")
+    ap.add_argument("--values", default="data/labels/values.jsonl")
+    ap.add_argument("--eval-glob", default="data/prepared/eval/*.jsonl")
+    ap.add_argument("--out", default="data/sft")
+    ap.add_argument("--metrics", default="metrics/synthesis.json")
+    ap.add_argument("--model", default=None, help="teacher model (unless engine.settings.model is set)")
+    args = ap.parse_args(argv)
+    setup_logging()
+    cfg = load_section(args.params, "synthesis", SynthesisConfig)
+    eval_paths = sorted(glob.glob(args.eval_glob))
+    metrics = synthesis_stage(cfg, args.solutions, args.values, eval_paths, args.out, model=args.model)
+    write_json(args.metrics, metrics)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,128 @@
+"""Batched synthesis: same reviews as the per-solution loops, code really executed, budgets."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from genprm.conversation import FALLBACK_JUDGEMENT, VERIFY_PREFIX, analyze_prefix
+from genprm.rationale.review import run_per_step_review, run_whole_solution_review
+from genprm.rationale.synthesis import SynthesisLimits, synthesize
+from genprm.sandbox.output import ExecResult
+
+
+def _items(labelled):
+    return [(s.id, s.problem, s.steps) for s, _ in labelled]
+
+
+def test_per_step_batched_equals_per_solution_loop(teacher, sandbox, labelled):
+    reviews = synthesize(teacher, sandbox.session, _items(labelled), SynthesisLimits(fmt="per_step"))
+    assert [r.solution_id for r in reviews] == [s.id for s, _ in labelled]
+    for (sol, values), review in zip(labelled, reviews):
+        with sandbox.session() as session:
+            reference = run_per_step_review(teacher, session, sol.problem, sol.steps)
+        assert [t.text for t in review.turns] == [x["text"] for x in reference]
+        assert [t.code_rounds for t in review.turns] == [x["code_rounds"] for x in reference]
+        verdicts = [x["verdict"] for x in reference]
+        # the world teacher is exact: verdicts equal the closed RPE labels
+        assert [int(v) for v in verdicts] == values.labels["rpe"]
+        assert not any(t.fallback for t in review.turns)
+
+
+def test_whole_solution_batched_equals_per_solution_loop(teacher, sandbox, labelled):
+    reviews = synthesize(teacher, sandbox.session, _items(labelled), SynthesisLimits(fmt="whole_solution"))
+    for (sol, values), review in zip(labelled, reviews):
+        with sandbox.session() as session:
+            text, first_error = run_whole_solution_review(teacher, session, sol.problem, sol.steps)
+        assert review.text == text
+        assert first_error == (values.labels["rpe"].index(0) if 0 in values.labels["rpe"] else -1)
+        assert review.code_rounds == len(sol.steps)
+
+
+def test_window_smaller_than_batch_gives_the_same_reviews(teacher, sandbox, labelled):
+    big = synthesize(teacher, sandbox.session, _items(labelled), SynthesisLimits(max_active=64))
+    stats: dict = {}
+    small = synthesize(teacher, sandbox.session, _items(labelled), SynthesisLimits(max_active=3, exec_workers=1),
+                       stats=stats)
+    assert [r.text for r in big] == [r.text for r in small]
+    assert stats["code_blocks"] == sum(len(s.steps) for s, _ in labelled)
+    assert stats["rounds"] > 4  # several waves
+
+
+class _Doctored:
+    """A real sandbox session whose printed ``True`` lines read ``False``."""
+
+    def __init__(self, session) -> None:
+        self.session, self.runs = session, 0
+
+    def run(self, code: str, timeout: float | None = None) -> ExecResult:
+        self.runs += 1
+        result = self.session.run(code, timeout)
+        return dataclasses.replace(result, stdout=result.stdout.replace("True", "False"))
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def test_code_really_executes_a_doctored_executor_changes_verdicts(teacher, sandbox, labelled):
+    opened: list[_Doctored] = []
+
+    def open_session():
+        opened.append(_Doctored(sandbox.session()))
+        return opened[-1]
+
+    reviews = synthesize(teacher, open_session, _items(labelled), SynthesisLimits())
+    assert len(opened) == len(labelled)  # one session per solution, reused across its steps
+    assert [d.runs for d in opened] == [len(s.steps) for s, _ in labelled]
+    for review in reviews:
+        assert all("\\boxed{No}" in t.text for t in review.turns)
+        assert all("False\n```\n" in t.text for t in review.turns)
+
+
+def test_namespace_persists_across_a_solutions_steps(sandbox):
+    from genprm.rationale.synthesis import _block_for
+
+    with sandbox.session() as session:
+        assert "[Code Output]" in _block_for(session, "```python\nx = 41\n```\n", None)
+        assert _block_for(session, "```python\nprint(x + 1)\n```\n", None) == "[Code Output]\n\n```\n42\n```\n"
+
+
+def test_code_round_cap_falls_back_to_the_analysis(teacher, sandbox, labelled):
+    reviews = synthesize(teacher, sandbox.session, _items(labelled[:2]), SynthesisLimits(max_code_rounds=0))
+    for review in reviews:
+        for t, turn in enumerate(review.turns, start=1):
+            assert turn.fallback and turn.fallback_reason == "code_rounds"
+            assert turn.text.startswith(analyze_prefix(t))
+            assert VERIFY_PREFIX not in turn.text and "[Code Output]" not in turn.text
+            # the teacher never says Yes without a check that passed
+            assert turn.text.endswith("</analyze>\n" + FALLBACK_JUDGEMENT + "{No}$\n</output>\n")
+            assert turn.segments[-2].kind == "prefix" and turn.segments[-2].text == FALLBACK_JUDGEMENT
+        assert review.budget_exhausted
+
+
+def test_token_cap_falls_back(teacher, sandbox, labelled):
+    items = _items(labelled[:1])
+    [full] = synthesize(teacher, sandbox.session, items, SynthesisLimits())
+    analysis_tokens = teacher.count_tokens(full.turns[0].segments[1].text)
+    # too few tokens for the analysis: the cut analysis is kept, a newline joins the judgement
+    [review] = synthesize(teacher, sandbox.session, items, SynthesisLimits(max_tokens_per_step=5))
+    assert all(t.fallback and t.fallback_reason == "analyze_unfinished" for t in review.turns)
+    assert review.turns[0].segments[-3].text == "\n" and review.turns[0].tokens == 5
+    # enough for the analysis of step 1, not for its code: the verify stage is cut
+    [review] = synthesize(teacher, sandbox.session, items, SynthesisLimits(max_tokens_per_step=analysis_tokens + 3))
+    first = review.turns[0]
+    assert first.fallback and first.fallback_reason == "verify_unfinished"
+    assert first.text == full.turns[0].segments[0].text + full.turns[0].segments[1].text + FALLBACK_JUDGEMENT + "{No}$\n</output>\n"
+    for turn in review.turns:
+        assert turn.text.endswith("</output>\n") and FALLBACK_JUDGEMENT in turn.text
+
+
+def test_wall_time_cap_falls_back(teacher, sandbox, labelled):
+    [review] = synthesize(teacher, sandbox.session, _items(labelled[:1]), SynthesisLimits(step_timeout_s=1e-9))
+    assert all(t.fallback and t.fallback_reason == "time" for t in review.turns)
+
+
+def test_whole_solution_round_cap_ends_the_review(teacher, sandbox, labelled):
+    [review] = synthesize(teacher, sandbox.session, _items(labelled[:1]),
+                          SynthesisLimits(fmt="whole_solution", max_code_rounds=0))
+    assert review.budget_exhausted and review.code_rounds == 0
+    assert review.text.endswith("```\n") and "\\boxed{" not in review.text
