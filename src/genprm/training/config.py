@@ -1,0 +1,51 @@
+"""The ``train`` section of a profile: how the GenPRM is fine-tuned (see :mod:`genprm.training`).
+
+Defaults fit the embedded world on a 2-core CPU (full fine-tuning of the ~0.6M-parameter
+world policy); ``configs/paper.yaml`` sets the paper's values (lr 2e-6, effective batch 64,
+bf16 on GPUs).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from genprm.config import Section
+
+__all__ = ["LoraSettings", "TrainingConfig"]
+
+
+class LoraSettings(Section):
+    """LoRA adapter shape (peft ``LoraConfig``); used when ``mode: lora``."""
+
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] | Literal["all-linear"] = Field(
+        "all-linear", description="module names to adapt, or 'all-linear' (every linear layer but the output head)"
+    )
+
+
+class TrainingConfig(Section):
+    """SFT of the GenPRM on the kept rationales (method part 5)."""
+
+    base_model: str = Field("models/policy", description="base model: local folder or Hub id")
+    mode: Literal["lora", "full"] = Field("full", description="'lora' (peft adapter, merged at the end) or 'full'")
+    lora: LoraSettings = Field(default_factory=LoraSettings)
+    lr: float = Field(1e-3, gt=0, description="peak learning rate (paper: 2e-6 for full fine-tuning)")
+    scheduler: str = Field("cosine", description="transformers lr scheduler type")
+    warmup_ratio: float = Field(0.03, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    max_steps: int = Field(250, ge=1, description="budget in optimizer steps")
+    per_device_batch_size: int = Field(8, ge=1)
+    grad_accum: int = Field(1, ge=1, description="effective batch = per_device_batch_size x grad_accum x devices")
+    max_length: int = Field(2048, ge=8, description="tokens per conversation; longer ones are cut at the end")
+    train_on_prefixes: bool = Field(False, description="train on the forced stage prefixes too")
+    bf16: bool | None = Field(None, description="bf16 mixed precision; None: on when a bf16-capable GPU is present")
+    gradient_checkpointing: bool = Field(False, description="trade compute for memory (large models on GPUs)")
+    save_steps: int = Field(100, ge=1, description="checkpoint every N optimizer steps (a killed run resumes)")
+    save_total_limit: int = Field(2, ge=1, description="checkpoints kept")
+    logging_steps: int = Field(10, ge=1)
+    seed: int = 0
+    threads: int = Field(1, ge=1, description="torch CPU threads (1 is fastest for tiny models on a busy CPU)")
