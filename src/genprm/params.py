@@ -22,7 +22,10 @@ from genprm.config import (
     describe_error,
     load_yaml,
 )
+from genprm.evaluation.config import BestOfNConfig, ProcessBenchEvalConfig
 from genprm.labeling.config import LabelsConfig, MonteCarloConfig, RolloutConfig
+from genprm.rationale.config import SynthesisConfig
+from genprm.training.config import TrainingConfig
 from genprm.world.policy import PolicyConfig
 from genprm.world.problems import WorldConfig
 
@@ -42,6 +45,10 @@ class Params(Section):
     rollout: RolloutConfig | None = None
     montecarlo: MonteCarloConfig | None = None
     labels: LabelsConfig | None = None
+    synthesis: SynthesisConfig | None = None
+    train: TrainingConfig = Field(default_factory=TrainingConfig)
+    evaluate_processbench: ProcessBenchEvalConfig | None = None
+    best_of_n: BestOfNConfig | None = None
 
 
 def load_params(path: str | os.PathLike = "params.yaml") -> Params:
