@@ -56,6 +56,37 @@ def _documents(n: int, seed: int) -> list[str]:
     return docs
 
 
+def train_on_documents(
+    model, docs: list[list[int]], *, steps: int, batch: int, lr: float, rng: random.Random, name: str, log_every: int
+) -> None:
+    """Plain next-token training on whole token documents (linear warm-up and decay, AdamW).
+
+    Used to give the tiny test models non-degenerate continuations; ``rng`` picks the batches.
+    """
+    import torch
+
+    pad = model.config.pad_token_id
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 20) * max(0.05, 1 - s / steps))
+    model.train()
+    for step in range(steps):
+        rows = rng.sample(docs, batch)
+        width = max(len(r) for r in rows)
+        ids = torch.full((batch, width), pad, dtype=torch.long)
+        labels = torch.full((batch, width), -100, dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = torch.tensor(r)
+            labels[i, : len(r)] = torch.tensor(r)
+        loss = model(input_ids=ids, attention_mask=(labels != -100).long(), labels=labels).loss
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        if step % log_every == 0 or step == steps - 1:
+            log.info("%s step %d loss %.3f", name, step, loss.item())
+
+
 def build_tiny_model(out_dir: str | Path, train_steps: int = 300, seed: int = 0, n_docs: int = 2000, batch: int = 24) -> Path:
     """Build tokenizer + briefly trained Llama model in ``out_dir``; returns the folder."""
     import torch
@@ -96,26 +127,8 @@ def build_tiny_model(out_dir: str | Path, train_steps: int = 300, seed: int = 0,
     )
     model = LlamaForCausalLM(config)
     encoded = [hf_tok(d, add_special_tokens=False)["input_ids"] for d in docs]
-    opt = torch.optim.AdamW(model.parameters(), lr=5e-3, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 20) * max(0.05, 1 - s / train_steps))
     rng = random.Random(seed)
-    model.train()
-    for step in range(train_steps):
-        rows = rng.sample(encoded, batch)
-        width = max(len(r) for r in rows)
-        ids = torch.full((batch, width), config.pad_token_id, dtype=torch.long)
-        labels = torch.full((batch, width), -100, dtype=torch.long)
-        for i, r in enumerate(rows):
-            ids[i, : len(r)] = torch.tensor(r)
-            labels[i, : len(r)] = torch.tensor(r)
-        loss = model(input_ids=ids, attention_mask=(labels != -100).long(), labels=labels).loss
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        if step % 100 == 0 or step == train_steps - 1:
-            log.info("tiny model step %d loss %.3f", step, loss.item())
+    train_on_documents(model, encoded, steps=train_steps, batch=batch, lr=5e-3, rng=rng, name="tiny model", log_every=100)
     model.eval()
     model.generation_config.eos_token_id = config.eos_token_id
     model.generation_config.pad_token_id = config.pad_token_id

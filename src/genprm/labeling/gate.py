@@ -25,10 +25,10 @@ Use::
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from typing import Any
 
+from genprm.quality import GateError, pandas_validator, share
 from genprm.records import Record
 
 __all__ = ["GateError", "SOLUTION_COLUMNS", "gate_frames", "run_gate"]
@@ -39,14 +39,6 @@ SOLUTION_COLUMNS = [
     "solution_id", "problem_id", "mc_first", "correct", "n_steps", "dup_key",
     "problem_has_both", "zeros_after_first_zero", "lengths_match",
 ]
-
-
-class GateError(RuntimeError):
-    """The outputs failed the quality gate; the message lists every failed expectation."""
-
-    def __init__(self, failures: list[str]):
-        self.failures = failures
-        super().__init__("quality gate failed:\n" + "\n".join(failures))
 
 
 def _row(r: Record | dict) -> dict:
@@ -96,41 +88,6 @@ def gate_frames(values: Sequence[Record | dict], solutions: Sequence[Record | di
     return pd.DataFrame(rows, columns=SOLUTION_COLUMNS), pd.DataFrame(steps, columns=step_cols)
 
 
-def _failures(result: Any, frame: str) -> list[str]:
-    out = []
-    for r in result.results:
-        if r.success:
-            continue
-        cfg = r.expectation_config
-        kwargs = {k: v for k, v in cfg.kwargs.items() if k not in ("batch_id", "result_format")}
-        res = r.result or {}
-        line = f"- [{frame}] {cfg.type} {kwargs}"
-        if r.exception_info and r.exception_info.get("raised_exception"):
-            line += f": error {r.exception_info.get('exception_message')}"
-        if "unexpected_count" in res:
-            line += f": {res['unexpected_count']} unexpected"
-        if res.get("observed_value") is not None:
-            line += f": observed {res['observed_value']}"
-        rows = res.get("unexpected_index_list") or []
-        for row in rows[:5]:
-            line += "\n    " + ", ".join(f"{k}={_plain(v)!r}" for k, v in row.items())
-        if len(rows) > 5:
-            line += f"\n    ... and {len(rows) - 5} more"
-        out.append(line)
-    return out
-
-
-def _share(column: Any) -> float | None:
-    import pandas as pd
-
-    mean = pd.to_numeric(column, errors="coerce").mean()
-    return None if pd.isna(mean) else round(float(mean), 4)
-
-
-def _plain(v: Any) -> Any:
-    return v.item() if hasattr(v, "item") else v
-
-
 def run_gate(
     values: Sequence[Record | dict],
     solutions: Sequence[Record | dict],
@@ -141,33 +98,12 @@ def run_gate(
     max_positive_share: float = 0.95,
 ) -> dict:
     """Validate labeled values; return a summary, or raise :class:`GateError` listing failures."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    import great_expectations as gx
     import great_expectations.expectations as gxe
 
     if training_label not in label_names:
         raise ValueError(f"training label {training_label!r} is not among {list(label_names)}")
     sol_df, step_df = gate_frames(values, solutions, label_names)
-    ctx = gx.get_context(mode="ephemeral")
-    try:
-        from great_expectations.data_context.types.base import ProgressBarsConfig
-
-        ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
-    except Exception:  # progress bars are cosmetic: an older/newer layout just keeps them
-        pass
-    source = ctx.data_sources.add_pandas("labeling")
-
-    def validate(name: str, df, expectations: list, index_cols: list[str]) -> list[str]:
-        batch = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("all")
-        suite = ctx.suites.add(gx.ExpectationSuite(name=f"{name}_suite"))
-        for e in expectations:
-            suite.add_expectation(e)
-        vd = ctx.validation_definitions.add(gx.ValidationDefinition(name=f"{name}_check", data=batch, suite=suite))
-        result = vd.run(
-            batch_parameters={"dataframe": df},
-            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": index_cols},
-        )
-        return _failures(result, name)
+    validate = pandas_validator("labeling")
 
     is_true = dict(value_set=[True])
     sol_checks = [
@@ -202,7 +138,7 @@ def run_gate(
         "steps": len(step_df),
         "expectations": len(sol_checks) + len(step_checks),
         "failed": len(failures),
-        "positive_share": _share(step_df[f"label_{training_label}"]),
+        "positive_share": share(step_df[f"label_{training_label}"]),
     }
     if failures:
         raise GateError(failures)

@@ -92,25 +92,9 @@ def build_tiny_genprm(out_dir: str | Path, *, train_steps: int = 80, seed: int =
         pad_token_id=tok.pad_token_id,
     )
     model = LlamaForCausalLM(config)
-    opt = torch.optim.AdamW(model.parameters(), lr=4e-3, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 20) * max(0.05, 1 - s / train_steps))
-    model.train()
-    for step in range(train_steps):
-        rows = rng.sample(docs, batch)
-        width = max(len(r) for r in rows)
-        ids = torch.full((batch, width), config.pad_token_id, dtype=torch.long)
-        labels = torch.full((batch, width), -100, dtype=torch.long)
-        for i, r in enumerate(rows):
-            ids[i, : len(r)] = torch.tensor(r)
-            labels[i, : len(r)] = torch.tensor(r)
-        loss = model(input_ids=ids, attention_mask=(labels != -100).long(), labels=labels).loss
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        if step % 50 == 0 or step == train_steps - 1:
-            log.info("tiny genprm step %d loss %.3f", step, loss.item())
+    from genprm.engine.tiny_model import train_on_documents
+
+    train_on_documents(model, docs, steps=train_steps, batch=batch, lr=4e-3, rng=rng, name="tiny genprm", log_every=50)
     model.eval()
     model.generation_config.eos_token_id = config.eos_token_id
     model.generation_config.pad_token_id = config.pad_token_id

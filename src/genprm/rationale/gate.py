@@ -16,7 +16,7 @@ turns frame (one row per assistant turn)
     analysis after the prefix); ``judgement_matches`` (the boxed Yes/No equals the step label);
     ``label`` in {0, 1} with its mean (the Yes share) within ``[min_yes_share, max_yes_share]``.
 
-A failure raises :class:`~genprm.labeling.gate.GateError` listing each failed expectation with
+A failure raises :class:`~genprm.quality.GateError` listing each failed expectation with
 up to five offending rows::
 
     summary = run_sft_gate(examples, eval_problems={normalize_text(p.problem) for p in evals},
@@ -26,12 +26,11 @@ up to five offending rows::
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from genprm.conversation import SYSTEM_PROMPT, analyze_prefix, parse_judgement
-from genprm.labeling.gate import GateError, _failures, _share
+from genprm.quality import GateError, pandas_validator, share
 from genprm.rationale.parsing import code_outputs_follow, tags_well_formed
 from genprm.records import SFTExample
 
@@ -122,31 +121,10 @@ def run_sft_gate(
 
     ``eval_problems`` are evaluation problem texts already in ``normalize_text`` form.
     """
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    import great_expectations as gx
     import great_expectations.expectations as gxe
 
     ex_df, turn_df = sft_gate_frames(examples, eval_problems, problems)
-    ctx = gx.get_context(mode="ephemeral")
-    try:
-        from great_expectations.data_context.types.base import ProgressBarsConfig
-
-        ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
-    except Exception:  # progress bars are cosmetic
-        pass
-    source = ctx.data_sources.add_pandas("sft")
-
-    def validate(name: str, df, expectations: list, index_cols: list[str]) -> list[str]:
-        batch = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("all")
-        suite = ctx.suites.add(gx.ExpectationSuite(name=f"{name}_suite"))
-        for e in expectations:
-            suite.add_expectation(e)
-        vd = ctx.validation_definitions.add(gx.ValidationDefinition(name=f"{name}_check", data=batch, suite=suite))
-        result = vd.run(
-            batch_parameters={"dataframe": df},
-            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": index_cols},
-        )
-        return _failures(result, name)
+    validate = pandas_validator("sft")
 
     is_true = dict(value_set=[True])
     ex_checks = [
@@ -171,7 +149,7 @@ def run_sft_gate(
         "turns": len(turn_df),
         "expectations": len(ex_checks) + len(turn_checks),
         "failed": len(failures),
-        "yes_share": _share(turn_df["label"]),
+        "yes_share": share(turn_df["label"]),
     }
     if failures:
         raise GateError(failures)
