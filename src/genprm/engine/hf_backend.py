@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from genprm.engine.base import Completion, FinishReason, GenerationRequest
-from genprm.engine.prompts import check_fits, cut_at_stop, fit_to_context, load_tokenizer, render_prompt_ids
+from genprm.engine.prompts import candidate_sequences, cut_at_stop, fit_to_context, load_tokenizer, render_prompt_ids
 from genprm.engine.settings import HfSettings
 
 __all__ = ["HfGenerator"]
@@ -246,14 +246,7 @@ class HfGenerator:
         return result
 
     def score_continuations(self, prompt: str | GenerationRequest, candidates: Sequence[str]) -> list[float]:
-        req = prompt if isinstance(prompt, GenerationRequest) else GenerationRequest(prompt=prompt)
-        base = render_prompt_ids(self.tokenizer, req)
-        cands = [list(self.tokenizer(c, add_special_tokens=False)["input_ids"]) for c in candidates]
-        for i, c in enumerate(cands):
-            if not c:
-                raise ValueError(f"candidate {i} ({candidates[i]!r}) is empty after tokenization")
-        full = [base + c for c in cands]
-        check_fits([len(x) for x in full], self.max_model_len, "candidate")
+        base, full = candidate_sequences(self.tokenizer, prompt, candidates, self.max_model_len)
         lps = self._sequence_logprobs(full)
         return [float(sum(lp[len(base) - 1 :])) for lp in lps]
 

@@ -39,7 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from genprm.engine.base import Completion, EngineError, FinishReason, GenerationRequest
-from genprm.engine.prompts import check_fits, fit_to_context, load_tokenizer, render_prompt_ids
+from genprm.engine.prompts import candidate_sequences, fit_to_context, load_tokenizer, render_prompt_ids
 from genprm.engine.settings import OpenAISettings
 
 __all__ = ["OpenAIGenerator"]
@@ -238,15 +238,7 @@ class OpenAIGenerator:
                 "openai backend: score_continuations needs a local `tokenizer` (token boundaries of the "
                 "candidates must be known to read their echoed logprobs)"
             )
-        req = prompt if isinstance(prompt, GenerationRequest) else GenerationRequest(prompt=prompt)
-        base = render_prompt_ids(self.tokenizer, req)
-        cands = [list(self.tokenizer(c, add_special_tokens=False)["input_ids"]) for c in candidates]
-        for i, c in enumerate(cands):
-            if not c:
-                raise ValueError(f"candidate {i} ({candidates[i]!r}) is empty after tokenization")
-        full = [base + c for c in cands]
-        if self.max_model_len is not None:
-            check_fits([len(x) for x in full], self.max_model_len, "candidate")
+        base, full = candidate_sequences(self.tokenizer, prompt, candidates, self.max_model_len)
 
         def one(seq: list[int]) -> float:
             body = {"model": self.settings.model, "prompt": seq, "echo": True, "logprobs": 0,

@@ -43,6 +43,26 @@ def render_prompt_ids(tokenizer: Any, request: GenerationRequest) -> list[int]:
     return list(tokenizer(text, add_special_tokens=add_special)["input_ids"])
 
 
+def candidate_sequences(
+    tokenizer: Any, prompt: str | GenerationRequest, candidates: Sequence[str], max_model_len: int | None
+) -> tuple[list[int], list[list[int]]]:
+    """Prompt ids and ``prompt + candidate`` ids for :meth:`Generator.score_continuations`.
+
+    Each candidate is tokenized on its own (no special tokens); an empty one, or a sequence
+    longer than the context (when ``max_model_len`` is known), is an error.
+    """
+    req = prompt if isinstance(prompt, GenerationRequest) else GenerationRequest(prompt=prompt)
+    base = render_prompt_ids(tokenizer, req)
+    cands = [list(tokenizer(c, add_special_tokens=False)["input_ids"]) for c in candidates]
+    for i, c in enumerate(cands):
+        if not c:
+            raise ValueError(f"candidate {i} ({candidates[i]!r}) is empty after tokenization")
+    full = [base + c for c in cands]
+    if max_model_len is not None:
+        check_fits([len(x) for x in full], max_model_len, "candidate")
+    return base, full
+
+
 def fit_to_context(prompt_lens: Sequence[int], requests: Sequence[GenerationRequest], max_model_len: int) -> list[int]:
     """Per request, how many tokens it may generate (``max_tokens`` lowered to fit the context)."""
     budgets = []

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from genprm.engine.base import Completion, GenerationRequest
-from genprm.engine.prompts import check_fits, fit_to_context, render_prompt_ids
+from genprm.engine.prompts import candidate_sequences, fit_to_context, render_prompt_ids
 from genprm.engine.settings import VllmSettings
 
 __all__ = ["VllmGenerator"]
@@ -142,14 +142,7 @@ class VllmGenerator:
     def score_continuations(self, prompt: str | GenerationRequest, candidates: Sequence[str]) -> list[float]:
         from vllm import SamplingParams
 
-        req = prompt if isinstance(prompt, GenerationRequest) else GenerationRequest(prompt=prompt)
-        base = render_prompt_ids(self.tokenizer, req)
-        cands = [list(self.tokenizer(c, add_special_tokens=False)["input_ids"]) for c in candidates]
-        for i, c in enumerate(cands):
-            if not c:
-                raise ValueError(f"candidate {i} ({candidates[i]!r}) is empty after tokenization")
-        full = [base + c for c in cands]
-        check_fits([len(x) for x in full], self.max_model_len, "candidate")
+        base, full = candidate_sequences(self.tokenizer, prompt, candidates, self.max_model_len)
         params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0)
         outputs = self.llm.generate(self._prompts(full), sampling_params=params, use_tqdm=False)
         scores = []
