@@ -91,8 +91,8 @@ class EngineConfig(Section):
         from genprm.engine import settings_model
 
         model = settings_model(self.backend)  # unknown backend: error lists the known ones
-        placeholder = {"model": "<set by the stage>"} if "model" in model.model_fields else {}
-        model.model_validate({**placeholder, **self.settings})
+        stage_model = {"model": "<given by the stage>"} if "model" in model.model_fields else {}
+        model.model_validate({**stage_model, **self.settings})
         return self
 
 
