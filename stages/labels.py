@@ -20,6 +20,7 @@ from genprm.labeling.config import LabelsConfig, load_section
 from genprm.labeling.runner import labels_stage
 from genprm.logs import setup_logging
 from genprm.records import write_json
+from lineage import log_stage_run  # stages/lineage.py: this script's folder is on sys.path
 
 log = logging.getLogger("stages.labels")
 
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_section(args.params, "labels", LabelsConfig)
     metrics = labels_stage(args.values, args.solutions, cfg, args.out)
     write_json(args.metrics, metrics)
+    log_stage_run("labels", cfg.model_dump(), [args.metrics], inputs=[args.values, args.solutions])
     return 0
 
 

@@ -23,6 +23,7 @@ from genprm.logs import setup_logging, timed
 from genprm.records import Problem, read_records, replace_dir, write_json
 from genprm.sampling import sample_solutions
 from genprm.world.policy import bootstrap_policy, measure_policy
+from lineage import log_stage_run  # stages/lineage.py: this script's folder is on sys.path
 
 log = logging.getLogger("stages.policy")
 
@@ -58,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     curve = report.pop("loss_curve")
     write_json(args.metrics, {"train": report, "eval": measured, "sampling_seconds": t["seconds"]})
     write_json(args.plot, [{"step": i * 50, "loss": v} for i, v in enumerate(curve)])
+    log_stage_run("policy", {"policy": cfg.model_dump(), "policy_eval": ev.model_dump(), "sampling": sampling.model_dump()},
+                  [args.metrics], [args.plot], inputs=[args.train, args.eval])
     return 0
 
 

@@ -21,6 +21,7 @@ from genprm.params import load_params
 from genprm.logs import setup_logging, timed
 from genprm.prepare import prepare
 from genprm.records import replace_dir, write_json, write_records
+from lineage import log_stage_run  # stages/lineage.py: this script's folder is on sys.path
 
 log = logging.getLogger("stages.prepare")
 
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     stats = dict(data.stats, seconds=t["seconds"])
     write_json(args.metrics, stats)
     log.info("train: %d kept of %d; eval sets: %s", stats["train"]["kept"], stats["train"]["loaded"], stats["eval"])
+    log_stage_run("prepare", {"world": params.world.model_dump(), "prepare": cfg.model_dump()}, [args.metrics])
     return 0
 
 

@@ -21,6 +21,7 @@ from genprm.labeling.config import RolloutConfig, load_section
 from genprm.labeling.runner import rollout_stage
 from genprm.logs import setup_logging
 from genprm.records import write_json
+from lineage import log_stage_run  # stages/lineage.py: this script's folder is on sys.path
 
 log = logging.getLogger("stages.rollout")
 
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if not args.no_merge:
         write_json(args.metrics, metrics)
+        log_stage_run("rollout", cfg.model_dump(), [args.metrics], inputs=[args.problems, args.model])
     return 0
 
 

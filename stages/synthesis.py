@@ -21,6 +21,7 @@ from genprm.logs import setup_logging
 from genprm.rationale.config import SynthesisConfig
 from genprm.rationale.runner import synthesis_stage
 from genprm.records import write_json
+from lineage import log_stage_run  # stages/lineage.py: this script's folder is on sys.path
 
 log = logging.getLogger("stages.synthesis")
 
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     eval_paths = sorted(glob.glob(args.eval_glob))
     metrics = synthesis_stage(cfg, args.solutions, args.values, eval_paths, args.out, model=args.model)
     write_json(args.metrics, metrics)
+    log_stage_run("synthesis", cfg.model_dump(), [args.metrics], inputs=[args.solutions, args.values, *eval_paths])
     return 0
 
 

@@ -1,8 +1,8 @@
 """DVC stage ``train``: supervised fine-tuning of the GenPRM (method part 5).
 
 Reads the SFT conversations and the base model, fine-tunes with the ``train`` params
-(:mod:`genprm.training`), logs settings and the loss curve to MLflow (:mod:`genprm.tracking`)
-and writes::
+(:mod:`genprm.training`), logs settings, metrics, the loss curve and lineage tags to an MLflow
+run (``stages/lineage.py``; a child of the pipeline run, if any) and writes::
 
     models/genprm/           merged standard model folder (hf and vllm engines load it)
     models/genprm-adapter/   the LoRA adapter (mode: lora only)
@@ -22,11 +22,11 @@ import logging
 import shutil
 from pathlib import Path
 
-from genprm import tracking
 from genprm.logs import setup_logging
 from genprm.params import load_params
 from genprm.records import SFTExample, read_records, write_json
 from genprm.training import train_sft
+from lineage import log_stage_run  # stages/lineage.py: this script's folder is on sys.path
 
 log = logging.getLogger("stages.train")
 
@@ -60,12 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     write_json(args.plot, curve)
     log.info("trained %d steps in %.1f s: loss %.4f -> %.4f", report["steps"], report["seconds"],
              report["first_loss"], report["last_loss"])
-    with tracking.start_run("train", tags={"stage": "train", "mode": cfg.mode}):
-        tracking.log_params({**cfg.model_dump(), "data": args.data, "examples": report["examples"]})
-        tracking.log_series("train_loss", [(p["step"], p["loss"]) for p in curve])
-        tracking.log_metrics({k: v for k, v in report.items() if k != "resumed_from"})
-        tracking.log_artifact(args.metrics)
-        tracking.log_artifact(args.plot)
+    log_stage_run("train", {**cfg.model_dump(), "data": args.data, "examples": report["examples"]}, [args.metrics],
+                  [args.plot], {"mode": cfg.mode},
+                  inputs=[args.data, *([cfg.base_model] if Path(cfg.base_model).exists() else [])],
+                  series={"train_loss": [(p["step"], p["loss"]) for p in curve]})
     return 0
 
 

@@ -23,6 +23,7 @@ from genprm.logs import setup_logging, timed
 from genprm.records import Problem, atomic_write_text, read_records, write_json
 from genprm.sampling import sample_solutions
 from genprm.world.benchmark import build_benchmark
+from lineage import log_stage_run  # stages/lineage.py: this script's folder is on sys.path
 
 log = logging.getLogger("stages.world_bench")
 
@@ -51,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_text(args.out, json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
     write_json(args.metrics, dict(stats, sampled=len(sols), sampling_seconds=t["seconds"]))
     log.info("world ProcessBench: %d samples (%d erroneous) from %d solutions", len(rows), stats["erroneous"], len(sols))
+    log_stage_run("world_bench", {"world_bench": cfg.model_dump(), "sampling": sampling.model_dump()}, [args.metrics],
+                  inputs=[args.problems, args.policy])
     return 0
 
 

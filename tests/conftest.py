@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,12 @@ SHARED_DATA = Path(os.environ.get("GENPRM_SHARED_DATA", REPO.parent / "shared" /
 os.environ.setdefault("GENPRM_PROGRESS", "0")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+# Stage scripts log an MLflow run each (stages/lineage.py); tests that check it set GENPRM_TRACKING=1.
+os.environ.setdefault("GENPRM_TRACKING", "0")
+# Stage scripts import their sibling `lineage` module; when a test loads a stage from its file, the
+# folder must be importable (appended, so it never shadows an installed package).
+if str(REPO / "stages") not in sys.path:
+    sys.path.append(str(REPO / "stages"))
 
 
 @pytest.fixture(scope="session")
@@ -25,3 +32,41 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data not found at {SHARED_DATA} (set GENPRM_SHARED_DATA)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def _mlflow_template_db(tmp_path_factory) -> Path:
+    """An empty MLflow sqlite store, migrated once per session (migrating takes seconds)."""
+    from mlflow.tracking import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture()
+def mlflow_uri(_mlflow_template_db, tmp_path, monkeypatch) -> str:
+    """A fresh sqlite MLflow store in ``tmp_path`` (a copy of the migrated template), set as
+    ``MLFLOW_TRACKING_URI``; no pipeline parent run is inherited."""
+    import shutil
+
+    db = tmp_path / "mlflow.db"
+    shutil.copy2(_mlflow_template_db, db)
+    uri = f"sqlite:///{db}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.delenv("GENPRM_MLFLOW_PARENT_RUN_ID", raising=False)
+    return uri
+
+
+@pytest.fixture(scope="session")
+def world_policy(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A weak tiny world policy (250 optimizer steps, ~20-30 s; ``GENPRM_LABELING_POLICY``: a prebuilt folder)."""
+    prebuilt = os.environ.get("GENPRM_LABELING_POLICY")
+    if prebuilt:
+        return prebuilt
+    from genprm.world import generate_problems
+    from genprm.world.policy import PolicyConfig, bootstrap_policy
+
+    out = tmp_path_factory.mktemp("world_policy")
+    bootstrap_policy(generate_problems(600, 1), out, PolicyConfig(steps=250))
+    return str(out)

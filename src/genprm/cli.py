@@ -111,11 +111,59 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(func=_cmd_data_load)
 
 
+class _CommandFailed(Exception):
+    def __init__(self, returncode: int):
+        super().__init__(f"exit status {returncode}")
+        self.returncode = returncode
+
+
+def _cmd_track(args: argparse.Namespace) -> int:
+    import shlex
+    import subprocess
+
+    import mlflow
+
+    from genprm import tracking
+
+    command = list(args.cmd)
+    if command[:1] == ["--"]:
+        command = command[1:]
+    if not command:
+        print("genprm track: error: no command given (genprm track -- dvc repro)", file=sys.stderr)
+        return 2
+    tags = {"genprm.command": shlex.join(command)[:5000], "genprm.git_commit": tracking.git_commit()}
+    try:
+        with tracking.pipeline_run(args.name, tags=tags, experiment=args.experiment) as run:
+            log.info("tracking %s as mlflow run %s (children nest under it)", shlex.join(command), run.info.run_id)
+            returncode = subprocess.run(command).returncode
+            mlflow.set_tag("genprm.exit_code", str(returncode))
+            if returncode != 0:
+                raise _CommandFailed(returncode)  # the run ends FAILED
+    except _CommandFailed as exc:
+        log.error("%s failed with exit status %d", command[0], exc.returncode)
+        return exc.returncode
+    return 0
+
+
+def _add_track(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "track",
+        help="run a command inside one MLflow parent run (genprm track -- dvc repro)",
+        description="Start an MLflow parent run, run COMMAND with GENPRM_MLFLOW_PARENT_RUN_ID set, so every "
+        "stage run it starts becomes a child; the parent ends FAILED when COMMAND fails, and COMMAND's exit "
+        "status is returned.",
+    )
+    p.add_argument("--name", default="pipeline", help="parent run name (default: pipeline)")
+    p.add_argument("--experiment", default="genprm", help="MLflow experiment (default: genprm)")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
+    p.set_defaults(func=_cmd_track)
+
+
 def _registrars() -> list[Callable[[argparse._SubParsersAction], None]]:
     from genprm.grading import add_parser as add_grade
     from genprm.sandbox.cli import add_parser as add_sandbox
 
-    return [add_grade, add_sandbox, _add_world, _add_data, _add_config]
+    return [add_grade, add_sandbox, _add_world, _add_data, _add_config, _add_track]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -135,6 +135,8 @@ def test_stage_writes_models_metrics_plot_and_mlflow_run(base_model, examples, t
     write_records(tmp_path / "data" / "sft" / "train.jsonl", examples[:16])
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/t.db")
+    monkeypatch.setenv("GENPRM_TRACKING", "1")
+    monkeypatch.setenv("GENPRM_TRACKING_STRICT", "1")
     spec = importlib.util.spec_from_file_location("train_stage", repo / "stages" / "train.py")
     stage = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(stage)
