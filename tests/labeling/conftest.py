@@ -1,6 +1,6 @@
-"""Fixtures for the labeling tests: a tiny world policy and an ``hf`` generator on it.
+"""Fixtures for the labeling tests: an ``hf`` generator on the tiny world policy.
 
-``world_policy`` trains :func:`genprm.world.policy.bootstrap_policy` for a few hundred
+``world_policy`` (tests/conftest.py) trains :func:`genprm.world.policy.bootstrap_policy` for a few hundred
 optimizer steps (about 20-30 s on 2 cores); set ``GENPRM_LABELING_POLICY`` to a folder built
 before to skip that. The policy is weak (a few % accuracy), which is what these tests need:
 problems with both outcomes, and problems that never get a correct path.
@@ -16,21 +16,7 @@ import pytest
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-POLICY_STEPS = 250
 GEN_SETTINGS = {"dtype": "float32", "batch_size": 256, "num_threads": 1}
-
-
-@pytest.fixture(scope="session")
-def world_policy(tmp_path_factory: pytest.TempPathFactory) -> str:
-    prebuilt = os.environ.get("GENPRM_LABELING_POLICY")
-    if prebuilt:
-        return prebuilt
-    from genprm.world import generate_problems
-    from genprm.world.policy import PolicyConfig, bootstrap_policy
-
-    out = tmp_path_factory.mktemp("world_policy")
-    bootstrap_policy(generate_problems(600, 1), out, PolicyConfig(steps=POLICY_STEPS))
-    return str(out)
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 """Fixtures for the rationale tests: labelled world solutions, a real sandbox, the world teacher.
 
 Solutions are built by hand from world problems: the reference solution (RPE labels all 1) and
-copies with one step's result off by one (labels 1 before that step, 0 from it on).
+copies with one step's result off by one and carried forward (labels 1 before that step, 0 from it on).
 """
 
 from __future__ import annotations
@@ -14,28 +14,30 @@ import pytest
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 from genprm.records import Solution, StepValues  # noqa: E402
-from genprm.world.problems import generate_problems, parse_problem, reference_steps  # noqa: E402
+from genprm.world.problems import apply_op, generate_problems, parse_problem, reference_steps  # noqa: E402
 
 
-def corrupt(steps: list[str], j: int) -> list[str]:
-    """``steps`` with step ``j``'s result made wrong by one (the answer sentence follows it)."""
-    out = list(steps)
-    head, _, tail = out[j].partition(" = ")
-    value, dot, rest = tail.partition(".")
-    wrong = int(value) + 1
-    out[j] = f"{head} = {wrong}" + (f". The answer is {wrong}." if dot else "")
-    return out
+def corrupt(chain, j: int) -> list[str]:
+    """A solution of ``chain`` whose step ``j`` result is off by one, carried forward like a policy does."""
+    steps, acc = [], chain.operands[0]
+    for i, (op, b) in enumerate(zip(chain.ops, chain.operands[1:])):
+        res = apply_op(acc, op, b) + (1 if i == j else 0)
+        steps.append(f"{acc} {op} {b} = {res}")
+        acc = res
+    steps[-1] += f". The answer is {acc}."
+    return steps
 
 
 def labelled_solutions(n_problems: int, seed: int = 11, generator: str = "policy") -> list[tuple[Solution, StepValues]]:
     """For each problem: the reference solution and one corrupted at step ``i % n_steps``."""
     out = []
     for i, p in enumerate(generate_problems(n_problems, seed)):
-        steps = reference_steps(parse_problem(p.problem))
+        chain = parse_problem(p.problem)
+        steps = reference_steps(chain)
         j = i % len(steps)
         for kind, sol_steps, labels in (
             ("ref", steps, [1] * len(steps)),
-            ("bad", corrupt(steps, j), [1] * j + [0] * (len(steps) - j)),
+            ("bad", corrupt(chain, j), [1] * j + [0] * (len(steps) - j)),
         ):
             sid = f"{p.id}/{kind}"
             sol = Solution(id=sid, problem_id=p.id, problem=p.problem, steps=sol_steps, generator=generator,

@@ -98,6 +98,15 @@ def _labels(problem: str, steps: list[str]) -> list[bool]:
     return [first < 0 or i < first for i in range(len(steps))]
 
 
+def _up_to_first_no(verdicts: list[bool]) -> list[bool]:
+    """Verdicts up to and including the first No (each check is of one paragraph, so later ones may vary)."""
+    return verdicts[: verdicts.index(False) + 1] if False in verdicts else verdicts
+
+
+def _first_error_part(problem: str, steps: list[str]) -> list[bool]:
+    return _up_to_first_no(_labels(problem, steps))
+
+
 @pytest.fixture(scope="module")
 def sandbox():
     with Sandbox(SandboxConfig(timeout_s=2.0, pool_size=1)) as sb:
@@ -131,7 +140,8 @@ def test_per_step_verdicts_follow_first_error(teacher, sandbox):
     for problem, steps, _ in ALL_CASES:
         with sandbox.session() as session:
             turns = run_per_step_review(teacher, session, problem, steps)
-        assert [t["verdict"] for t in turns] == _labels(problem, steps), (problem, steps)
+        verdicts = [t["verdict"] for t in turns]
+        assert _up_to_first_no(verdicts) == _first_error_part(problem, steps), (problem, steps)
         assert all(t["code_rounds"] == 1 and not t["fallback"] for t in turns)
         assert all(t["text"].startswith(analyze_prefix(i + 1)) for i, t in enumerate(turns))
         assert all(t["text"].endswith(OUTPUT_STOP) and "[Code Output]" in t["text"] for t in turns)
@@ -143,7 +153,7 @@ def test_whole_solution_review_matches_checker(teacher, sandbox):
             text, earliest = run_whole_solution_review(teacher, session, problem, steps)
         assert earliest == first, (problem, steps, text)
         verdicts, boxed = parse_whole_solution(text, n_paragraphs=len(steps))
-        assert verdicts == _labels(problem, steps)
+        assert _up_to_first_no(verdicts) == _first_error_part(problem, steps)
         assert boxed == earliest_error_to_one_based(first)
         assert text.count("[Code Output]") == len(steps)
 
@@ -162,7 +172,7 @@ def test_verdicts_follow_a_buggy_executor(teacher, sandbox):
     with sandbox.session() as inner:
         session = FlippingSession(inner)
         turns = run_per_step_review(teacher, session, P, steps)
-        assert [t["verdict"] for t in turns] == [not ok for ok in _labels(P, steps)]
+        assert [t["verdict"] for t in turns] == [False, True, True]  # honest [True, False, False], flipped
         _, earliest = run_whole_solution_review(teacher, session, P, HAND_CASES[0][1])
         assert earliest == 0  # every check of the correct solution now reads False
 
@@ -233,7 +243,7 @@ def test_stop_strings_and_protocol(teacher):
     prefix = analyze_prefix(1) + kept.text + VERIFY_PREFIX
     verify = dataclasses.replace(base, assistant_prefix=prefix, stop=(OUTPUT_STOP, CODE_STOP), n=1)
     [[code]] = teacher.generate([verify])
-    assert code.stop_string == CODE_STOP and "print(all(checks.values()))" in code.text
+    assert code.stop_string == CODE_STOP and "print(claim == truth)" in code.text
     # no stop: the rest of the turn, judged No since no code was executed
     [[rest]] = teacher.generate([dataclasses.replace(base, stop=(), n=1)])
     assert rest.finish_reason == "eos" and rest.stop_string is None and rest.text.endswith(OUTPUT_STOP)
@@ -278,10 +288,15 @@ def test_noise_flips_some_verdicts_deterministically(sandbox):
                 out += [t["verdict"] for t in run_per_step_review(gen, session, problem, steps)]
         return out
 
-    clean = [ok for problem, steps, _ in cases for ok in _labels(problem, steps)]
+    clean = verdicts(0.0, seed=1)
+    first_nos = []
+    for problem, steps, _ in cases:
+        got, clean = clean[: len(steps)], clean[len(steps) :]
+        first_nos.append(_up_to_first_no(got) == _first_error_part(problem, steps))
+    assert all(first_nos)
+    clean = verdicts(0.0, seed=1)
     noisy = verdicts(0.3, seed=1)
     flipped = sum(a != b for a, b in zip(clean, noisy))
-    assert verdicts(0.0, seed=1) == clean
     assert 0.1 * len(clean) < flipped < 0.5 * len(clean)
     assert verdicts(0.3, seed=1) == noisy
     assert verdicts(0.3, seed=2) != noisy

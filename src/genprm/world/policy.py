@@ -39,6 +39,7 @@ from genprm.conversation import (
 from genprm.records import Problem
 from genprm.steps import STEP_PREFIX, format_steps
 from genprm.world.problems import OPS, Chain, answer_sentence, apply_op, parse_problem, reference_steps
+from genprm.world.teacher import review_text
 
 __all__ = [
     "ModelShape",
@@ -139,7 +140,7 @@ def tokenizer_corpus(problems: list[Problem], seed: int) -> list[str]:
         steps = reference_steps(chain) if rng.random() < 0.5 else corrupt_steps(chain, rng, rng.choice(["arithmetic", "copy"]))
         texts.append(format_steps(steps))
         k = rng.randrange(len(steps))
-        texts.append(analyze_prefix(k + 1) + f"the paragraph claims {steps[k]}.")
+        texts.append(analyze_prefix(k + 1) + review_text(p.problem, steps, k + 1))
         texts.append(code_output_block(str(rng.choice([True, False]))))
     return texts
 

@@ -11,9 +11,9 @@ turn from ``assistant_prefix``, stage by stage:
 - after :func:`~genprm.conversation.analyze_prefix`: an analysis of step t in plain words (what
   it claims, which operation of the problem it must carry out, what value it must equal), then
   ``</analyze>\\n``;
-- after :data:`~genprm.conversation.VERIFY_PREFIX`: python code that recomputes, from the
-  problem's own expression, what each paragraph 1..t should have written, compares it with what
-  it wrote, prints one line per paragraph and then the check itself (``True``/``False``), then
+- after :data:`~genprm.conversation.VERIFY_PREFIX`: three lines of python that write down the
+  step's claim ``(left, operator, right, result, answer)``, recompute the same from the problem's
+  own expression and print whether they are equal (``True``/``False``), then
   :data:`~genprm.conversation.CODE_STOP`;
 - after a ``[Code Output]`` block: ``</verify>\\n`` and the judgement read from that output;
 - after :data:`~genprm.conversation.FALLBACK_JUDGEMENT`: ``{Yes}$\\n</output>\\n`` or ``{No}...``.
@@ -35,10 +35,13 @@ How verdicts are decided (the teacher never sees the answer key or the exact che
 - ``noise`` flips a verdict with that probability, deterministically per (seed, problem,
   paragraph index, paragraph text), the same way in both formats and in ``score_continuations``.
 
-Why the code re-checks paragraphs 1..t-1 as well: a step that builds on a wrong step is wrong
-(ProcessBench and RPE semantics: every step from the first error on is labelled wrong), so the
-per-step verdicts are "index < first error". The code recomputes from the problem, so it catches
-copy errors (wrong operand or operator), arithmetic slips and carried-forward errors.
+What a check catches: the code recomputes from the problem, so it catches copy errors (wrong
+operand or operator), arithmetic slips and answers that are wrong or due too early. It checks one
+paragraph against the truth, so the first wrong paragraph always fails its check and the
+earliest ``No`` is the first error (what ProcessBench and the RPE labels need). A paragraph after
+the first error usually fails too (its left operand is not the true value so far), except when an
+earlier slip left the running value right (e.g. ``2 + 5 = 7`` for ``3 + 4``): compact checks keep
+the GenPRM conversations short enough to train on a CPU.
 
 Answer sentences: the step that carries out the problem's last operation must state the answer
 (``The answer is N``), earlier steps must not. In the whole-solution format the teacher sees the
@@ -91,7 +94,7 @@ from genprm.rationale.prompts import (
 )
 from genprm.world.problems import Chain, WorldFormatError, parse_problem, render_expression
 
-__all__ = ["WorldTeacherSettings", "WorldTeacher", "register", "read_check_output", "LOG_UNLIKELY"]
+__all__ = ["WorldTeacherSettings", "WorldTeacher", "register", "read_check_output", "review_text", "LOG_UNLIKELY"]
 
 log = logging.getLogger(__name__)
 
@@ -179,90 +182,64 @@ def _expression(chain: Chain, n_ops: int) -> str:
 
 @dataclass(frozen=True)
 class _Review:
-    """How paragraph ``k`` (1-based) is reviewed: its analysis and its check line(s) in code."""
+    """How paragraph ``k`` (1-based) is reviewed: its analysis and the python code checking it."""
 
     analysis: str
-    checks: tuple[tuple[str, str, str], ...]  # (name, python expression, comment)
+    code: str
 
 
 def _review(chain: Chain, k: int, step: str, is_last: bool, n_paragraphs: int | None) -> _Review:
     """Review of paragraph ``k`` of a solution; ``n_paragraphs`` is known in the whole-solution format."""
     n_ops = len(chain.ops)
-    name = f"paragraph {k}"
     claim = _read_claim(step)
-    recheck = ""
-    if k > 1:
-        earlier = "paragraph 1" if k == 2 else f"paragraphs 1-{k - 1}"
-        recheck = f" It also re-checks {earlier}, since a paragraph that builds on a wrong one is wrong too."
     if claim is None:
-        what = f"operation {k} of the problem ({_expression(chain, k)})" if k <= n_ops else "an operation"
+        what = f"operation {k} ({_expression(chain, k)})" if k <= n_ops else "an operation"
         return _Review(
-            f"Paragraph {k} reads {step.strip()!r}. I expected a claim of the form 'a op b = c' carrying out "
-            f"{what}, but I cannot read one in it. The code records that no claim could be read." + recheck,
-            ((name, "False", "no claim of the form 'a op b = c'"),),
+            f"Paragraph {k} reads {step.strip()!r}, which is not a claim 'a op b = c' carrying out {what}.",
+            "print(False)  # no claim of the form 'a op b = c'",
         )
     if k > n_ops:
         return _Review(
-            f"Paragraph {k} claims {claim.sentence()}. The problem has only {n_ops} operations, so no "
-            f"operation is left for paragraph {k} to carry out. The code compares the paragraph's number "
-            "with the number of operations." + recheck,
-            ((name, f"{k} <= {n_ops}", f"the problem has {n_ops} operations"),),
+            f"Paragraph {k} claims {claim.sentence()}, but the problem has only {n_ops} operations.",
+            f"print({k} <= {n_ops})  # paragraph number <= number of operations",
         )
     op, b = chain.ops[k - 1], chain.operands[k]
     previous, value = _expression(chain, k - 1), _expression(chain, k)
     left_words = f"the first operand {previous}" if k == 1 else f"the value of {previous}"
     text = (
-        f"Paragraph {k} claims {claim.left} {claim.op} {claim.right} = {claim.result}. It should carry out "
-        f"operation {k} of the problem, {_OP_WORDS[op]} {b}: its left operand must be {left_words}, its "
-        f"operator {op}, its right operand {b}, and its result the value of {value}."
+        f"Paragraph {k} claims {claim.left} {claim.op} {claim.right} = {claim.result}. "
+        f"It must carry out operation {k}, {op} {b}, on {left_words}, giving {value}."
     )
     expected_answer = "None"
     if k < n_ops:
         if claim.answer is not None:
-            text += (
-                f" It also states a final answer ({claim.answer}) although {n_ops - k} operation(s) remain, "
-                "so no answer is due yet."
-            )
+            text += f" It states an answer ({claim.answer}) although {n_ops - k} operation(s) remain."
     elif is_last:
         expected_answer = value
-        text += (
-            f" It carries out the problem's last operation and ends the solution, so it must also state the "
-            f"final answer, the value of {value}"
-            + ("." if claim.answer is None else f"; it states {claim.answer}.")
-        )
+        text += " It ends the solution, so it must state that value as the answer."
     elif claim.answer is not None:
         expected_answer = value
-        text += f" It states the final answer {claim.answer}, which must be the value of {value}."
-    text += (
-        " The code recomputes these from the problem's own expression and compares them with what the "
-        "paragraph wrote." + recheck
-    )
-    checks = [(name, f'{claim.as_tuple()} == ({previous}, "{op}", {b}, {value}, {expected_answer})', "")]
+        text += " Its answer must be that value."
+    lines = [
+        f"claim = {claim.as_tuple()}  # left, operator, right, result, answer",
+        f'truth = ({previous}, "{op}", {b}, {value}, {expected_answer})',
+        "print(claim == truth)",
+    ]
     if is_last and n_paragraphs is not None and n_paragraphs < n_ops:
         text += f" The solution ends here, after {n_paragraphs} of the problem's {n_ops} operations."
-        checks.append(("all operations done", f"{n_paragraphs} >= {n_ops}", "the solution must finish the computation"))
-    return _Review(text, tuple(checks))
+        lines[-1] = f"print(claim == truth and {n_paragraphs} >= {n_ops})  # the solution must finish"
+    return _Review(text, "\n".join(lines))
 
 
-def _code(reviews: Sequence[_Review], k: int) -> str:
-    """Python code checking paragraphs 1..k (``reviews[:k]``) and printing the overall check."""
-    lines = [
-        f"# (left, operator, right, result, answer) written by paragraphs 1-{k}"
-        if k > 1
-        else "# (left, operator, right, result, answer) written by paragraph 1",
-        "# against the same recomputed from the problem's own expression",
-        "checks = {",
-    ]
-    for review in reviews[:k]:
-        for name, expr, comment in review.checks:
-            lines.append(f'    "{name}": {expr},' + (f"  # {comment}" if comment else ""))
-    lines += [
-        "}",
-        "for name, ok in checks.items():",
-        '    print(f"{name}: {ok}")',
-        "print(all(checks.values()))",
-    ]
-    return "\n".join(lines)
+def review_text(problem: str, steps: Sequence[str], k: int) -> str:
+    """The analysis and the code the teacher writes for paragraph ``k`` (1-based) in the per-step format.
+
+    Nothing is executed; the world's tokenizer is trained on these texts so that it knows the
+    words GenPRM conversations use.
+    """
+    chain = parse_problem(problem)
+    review = _review(chain, k, steps[k - 1], k == len(chain.ops), None)
+    return f"{review.analysis}\n{ANALYZE_STOP}{VERIFY_PREFIX}{_CODE_OPEN}{review.code}{CODE_STOP}"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -386,20 +363,19 @@ class WorldTeacher:
         if _ends_with_output(turn) or turn.endswith(CODE_STOP):
             return "</verify>\n" + judgement(self._turn_verdict(ctx, turn))
         if turn.endswith(_CODE_OPEN):
-            return _code(self._per_step_reviews(ctx), t) + CODE_STOP
+            return self._per_step_review(ctx).code + CODE_STOP
         if turn.endswith(ANALYZE_STOP):
             return VERIFY_PREFIX
         if turn.endswith(analyze_prefix(t)):
-            return self._per_step_reviews(ctx)[-1].analysis + "\n" + ANALYZE_STOP
+            return self._per_step_review(ctx).analysis + "\n" + ANALYZE_STOP
         if turn == "":
             return analyze_prefix(t)
         log.warning("world teacher: unrecognised stage of turn %d (ends %r); writing the judgement", t, turn[-40:])
         closing = "</verify>\n" if "<verify>" in turn and "</verify>" not in turn else ""
         return ("" if turn.endswith("\n") else "\n") + closing + judgement(self._turn_verdict(ctx, turn))
 
-    def _per_step_reviews(self, ctx: _PerStep) -> list[_Review]:
-        n_ops = len(ctx.chain.ops)
-        return [_review(ctx.chain, k, step, k == n_ops, None) for k, step in enumerate(ctx.steps, start=1)]
+    def _per_step_review(self, ctx: _PerStep) -> _Review:
+        return _review(ctx.chain, ctx.t, ctx.steps[-1], ctx.t == len(ctx.chain.ops), None)
 
     # whole-solution review
 
@@ -426,7 +402,7 @@ class WorldTeacher:
         if body.endswith("<verify>\n"):
             return _CODE_OPEN
         if body.endswith(_CODE_OPEN):
-            return _code(self._whole_reviews(ctx), k) + CODE_STOP
+            return self._whole_reviews(ctx)[k - 1].code + CODE_STOP
         if _ends_with_output(body) or body.endswith(CODE_STOP):
             return self._conclusion(ctx, k, body) + "</verify>\n\n"
         if not body.endswith("</verify>\n\n"):
