@@ -22,9 +22,10 @@ from genprm.config import (
     describe_error,
     load_yaml,
 )
-from genprm.evaluation.config import BestOfNConfig, ProcessBenchEvalConfig
+from genprm.evaluation.config import BestOfNConfig, CriticConfig, ProcessBenchEvalConfig
 from genprm.labeling.config import LabelsConfig, MonteCarloConfig, RolloutConfig
 from genprm.rationale.config import SynthesisConfig
+from genprm.registry import RegisterConfig
 from genprm.training.config import TrainingConfig
 from genprm.world.policy import PolicyConfig
 from genprm.world.problems import WorldConfig
@@ -49,6 +50,8 @@ class Params(Section):
     train: TrainingConfig = Field(default_factory=TrainingConfig)
     evaluate_processbench: ProcessBenchEvalConfig | None = None
     best_of_n: BestOfNConfig | None = None
+    critic: CriticConfig | None = None
+    registry: RegisterConfig | None = None
 
 
 def load_params(path: str | os.PathLike = "params.yaml") -> Params:

@@ -18,7 +18,7 @@ from typing import Any
 
 from genprm.records import atomic_write
 
-__all__ = ["plot_processbench_f1", "plot_best_of_n", "plot_reward_histogram"]
+__all__ = ["plot_processbench_f1", "plot_best_of_n", "plot_reward_histogram", "plot_refinement"]
 
 log = logging.getLogger(__name__)
 
@@ -110,3 +110,22 @@ def plot_reward_histogram(
     _save(fig, path)
     plt.close(fig)
     return skipped
+
+
+def plot_refinement(accuracy: Mapping[str, Sequence[float]], path: str | os.PathLike,
+                    title: str = "Critic refinement") -> None:
+    """Accuracy per refinement turn (turn 0: the starting solutions) for each arm."""
+    if not accuracy or not any(accuracy.values()):
+        raise ValueError("no refinement accuracy to plot")
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    labels = {"critic": "GenPRM critic", "self": "self-refinement"}
+    for arm, values in accuracy.items():
+        ax.plot(range(len(values)), [_number(v, f"{arm} accuracy") for v in values], marker="o", label=labels.get(arm, arm))
+    ax.set_xlabel("refinement turn")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_xticks(range(max(len(v) for v in accuracy.values())))
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+    plt.close(fig)

@@ -1,0 +1,83 @@
+"""DVC stage ``critic``: critic refinement with the GenPRM against self-refinement.
+
+Samples one step-forced policy solution per problem of an evaluation set, then runs ``turns``
+revision turns in both arms (:mod:`genprm.evaluation.refinement`): the GenPRM flags the first
+step it scores below the threshold and the policy revises from there, or the policy revises
+without a critic::
+
+    data/eval/critic.jsonl      the final solutions of both arms
+    metrics/critic.json         {"accuracy": {"critic": [...], "self": [...]}, "revised": ..., "gain": ...}
+    plots/critic.png            accuracy per turn
+
+Run: ``python stages/critic.py [--params params.yaml] [--model models/genprm] [--policy models/policy]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+
+from genprm.evaluation.plots import plot_refinement
+from genprm.evaluation.refinement import RefinementOptions, refine
+from genprm.logs import setup_logging
+from genprm.params import load_params
+from genprm.records import Problem, read_records, write_json, write_records
+from genprm.sampling import sample_solutions
+from genprm.sandbox import Sandbox
+from genprm.verifier import GenPRMVerifier
+
+log = logging.getLogger("stages.critic")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--model", default="models/genprm", help="GenPRM folder (verifier.engine.settings.model wins)")
+    ap.add_argument("--policy", default="models/policy", help="policy folder (policy_engine.settings.model wins)")
+    ap.add_argument("--problems", default=None, help="default: data/prepared/eval/<eval_set>.jsonl")
+    ap.add_argument("--out", default="data/eval/critic.jsonl")
+    ap.add_argument("--metrics", default="metrics/critic.json")
+    ap.add_argument("--plot", default="plots/critic.png")
+    args = ap.parse_args(argv)
+    setup_logging()
+    params = load_params(args.params)
+    cfg, sampling = params.critic, params.sampling
+    if cfg is None:
+        raise SystemExit(f"{args.params}: no critic section")
+    start = time.perf_counter()
+    problems = read_records(args.problems or f"data/prepared/eval/{cfg.eval_set}.jsonl", Problem)[: cfg.n_problems]
+    temperature = sampling.temperature if cfg.temperature is None else cfg.temperature
+    opts = RefinementOptions(turns=cfg.turns, mode=cfg.mode, threshold=cfg.threshold, temperature=temperature,
+                             top_p=sampling.top_p, max_tokens=sampling.max_tokens, seed=cfg.seed)
+    policy = cfg.policy_engine.create(args.policy)
+    gen = cfg.verifier.engine.create(args.model)
+    try:
+        first = sample_solutions(policy, problems, n=1, temperature=temperature, top_p=sampling.top_p,
+                                 top_k=sampling.top_k, max_tokens=sampling.max_tokens, seed=cfg.seed)
+        with Sandbox() as sandbox:
+            verifier = GenPRMVerifier(gen, sandbox, cfg.verifier.options(cfg.threshold))
+            report = refine(policy, verifier, problems, first, opts)
+    finally:
+        gen.close()
+        policy.close()
+    final = report.accuracy
+    metrics = {
+        "problems": len(problems),
+        "mode": cfg.mode,
+        "accuracy": final,
+        "revised": report.revised,
+        "gain": {arm: round(acc[-1] - acc[0], 2) for arm, acc in final.items()},
+        "critic_minus_self": round(final["critic"][-1] - final["self"][-1], 2),
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+    write_records(args.out, [s.model_copy(update={"metadata": {**s.metadata, "arm": arm}})
+                             for arm in ("critic", "self") for s in report.final[arm]])
+    write_json(args.metrics, metrics)
+    plot_refinement(final, args.plot, title=f"Critic refinement ({cfg.mode}, {len(problems)} problems)")
+    log.info("accuracy per turn: critic %s, self %s", final["critic"], final["self"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
