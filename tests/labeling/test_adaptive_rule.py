@@ -1,23 +1,48 @@
-"""The adaptive stopping rule: exactness of the exact bound, and the confidence bounds."""
+"""The adaptive stopping rule: exactness, the stated confidence bounds (checked by seeded simulation), the guards."""
 
 from __future__ import annotations
 
 import itertools
+import random
 
+import numpy as np
 import pytest
+from scipy import stats
 
 from genprm.labeling.adaptive import (
+    JEFFREYS,
+    UNIFORM,
+    StoppingRule,
     exact_decision,
+    look_schedule,
+    neutral_flip_probability,
     predictive_one,
+    replay_adaptive,
     settled_decision,
     wilson_interval,
     z_value,
+    zero_settled,
 )
-from genprm.labeling.labels import TOLERANCE
+from genprm.labeling.labels import TOLERANCE, rpe_labels
+from genprm.records import Solution
 
 
 def _final(c: int, k: int, threshold: float) -> int:
     return int(c / k >= threshold - TOLERANCE)
+
+
+def _run_step(rule: StoppingRule, stream: list[bool], prev: float, *, t: int = 1, n_steps: int = 2,
+              solution_correct: bool = False) -> tuple[int, int]:
+    """(correct, n) at which ``rule`` stops on ``stream`` (its length is the budget K)."""
+    k = len(stream)
+    for n in rule.looks(k):
+        c = sum(stream[:n])
+        if rule.stop(c, n, k, prev, t=t, n_steps=n_steps, solution_correct=solution_correct):
+            return c, n
+    raise AssertionError("the rule did not stop at the budget")
+
+
+# --- exactness: never stops while the decision is open ---------------------------------------------------------
 
 
 @pytest.mark.parametrize("k", [1, 4, 8, 13])
@@ -41,6 +66,41 @@ def test_exact_decision_rejects_bad_counts() -> None:
         exact_decision(0, 9, 8, 0.5)
 
 
+@pytest.mark.parametrize("k,chunk", [(8, 1), (12, 4), (16, 3)])
+def test_rule_never_stops_while_a_decision_is_open(k: int, chunk: int) -> None:
+    """Exact mode: a stop before K only when the RPE label and (c = 0) the zero event are the same for every rest."""
+    rule = StoppingRule(confidence=None, zero_event="always", denominator_guard=None, chunk=chunk)
+    for n in rule.looks(k)[:-1]:
+        for c, prev in itertools.product(range(n + 1), [0.05, 0.3, 0.5, 0.625, 0.9, 1.0]):
+            if not rule.stop(c, n, k, prev, t=1, n_steps=3, solution_correct=True):
+                continue
+            rests = range(k - n + 1)
+            assert len({_final(c + x, k, 0.8 * prev) for x in rests}) == 1, (c, n, k, prev)
+            assert c > 0, "a zero count stopped before the budget with the zero event required"
+            assert _final(c, n, 0.8 * prev) == _final(c + rests[-1], k, 0.8 * prev)  # stored side = fixed side
+
+
+def test_zero_event_required_only_where_it_decides_a_later_label() -> None:
+    rule = StoppingRule(confidence=0.95, denominator_guard=None, chunk=8)
+    # 0 of 16 settles the RPE label at tau = 0.4 (K = 64) ...
+    assert settled_decision(0, 16, 64, 0.4, 0.95, "predictive") == 0
+    # ... a last sampled step of an incorrect solution may stop there (no later label depends on it)
+    assert rule.stop(0, 16, 64, 0.5, t=1, n_steps=2, solution_correct=False)
+    # but not when a later step is sampled, or the solution is correct (its last label lives on the path)
+    assert not rule.stop(0, 16, 64, 0.5, t=1, n_steps=3, solution_correct=False)
+    assert not rule.stop(0, 16, 64, 0.5, t=1, n_steps=2, solution_correct=True)
+    assert rule.stop(0, 64, 64, 0.5, t=1, n_steps=3, solution_correct=True)  # the budget
+    never = StoppingRule(confidence=0.95, denominator_guard=None, chunk=8, zero_event="never")
+    assert never.stop(0, 16, 64, 0.5, t=1, n_steps=3, solution_correct=True)
+    # zero_settled: uniform prior, P(no success in the rest) = (n + 1) / (k + 1)
+    assert not zero_settled(56, 64, 0.95, "predictive")  # 57 / 65 < 0.95
+    assert zero_settled(61, 64, 0.95, "predictive")  # 62 / 65 >= 0.95
+    assert not zero_settled(63, 64, 0.95, "wilson") and zero_settled(64, 64, None)
+
+
+# --- the confidence bounds -------------------------------------------------------------------------------------
+
+
 def test_wilson_interval() -> None:
     z = z_value(0.95)
     assert z == pytest.approx(1.959964, abs=1e-5)
@@ -51,26 +111,34 @@ def test_wilson_interval() -> None:
     assert wilson_interval(0, 0, z) == (0.0, 1.0)
 
 
-def test_predictive_probability_edges_and_monotone() -> None:
-    assert predictive_one(4, 8, 8, 0.5) == 1.0
-    assert predictive_one(0, 6, 8, 0.5) == 0.0  # needs 4 more, only 2 to come
-    probs = [predictive_one(c, 16, 64, 0.5) for c in range(17)]
+@pytest.mark.parametrize("prior", [UNIFORM, JEFFREYS])
+def test_predictive_probability_matches_scipy_beta_binomial(prior) -> None:
+    assert predictive_one(4, 8, 8, 0.5, prior) == 1.0
+    assert predictive_one(0, 6, 8, 0.5, prior) == 0.0  # needs 4 more, only 2 to come
+    for c, n, k, thr in [(3, 8, 64, 0.4), (12, 16, 64, 0.8), (1, 24, 128, 0.05), (7, 8, 32, 0.7)]:
+        need = int(np.ceil((thr - TOLERANCE) * k)) - c
+        want = stats.betabinom.sf(need - 1, k - n, c + prior[0], n - c + prior[1])
+        assert predictive_one(c, n, k, thr, prior) == pytest.approx(want, abs=1e-9)
+    probs = [predictive_one(c, 16, 64, 0.5, prior) for c in range(17)]
     assert all(a <= b for a, b in zip(probs, probs[1:]))
     assert probs[0] < 0.01 and probs[-1] > 0.99
 
 
-@pytest.mark.parametrize("bound", ["wilson", "predictive"])
+@pytest.mark.parametrize("bound", ["wilson", "predictive", "exchangeable"])
 def test_settled_decision_matches_stored_value(bound: str) -> None:
     """Whatever settles a step, its label equals the label of the stored value c / n."""
     for k, n in [(32, 8), (64, 16), (128, 24), (64, 64)]:
         for c in range(n + 1):
             for threshold in (0.05, 0.3, 0.5, 0.72, 0.9):
-                d = settled_decision(c, n, k, threshold, 0.99, bound)
+                d = settled_decision(c, n, k, threshold, 0.95, bound, looks=4)
                 if d is not None:
                     assert d == int(c / n >= threshold - TOLERANCE)
+                if d is not None and bound == "wilson" and exact_decision(c, n, k, threshold) is None:
+                    lo, hi = wilson_interval(c, n, z_value(1 - 0.05 / 4))  # Bonferroni over the 4 looks
+                    assert (lo >= threshold) if d == 1 else (hi < threshold)
     # far from the threshold a chunk of 8 settles; at it nothing does
-    assert settled_decision(8, 8, 64, 0.2, 0.99, bound) == 1
-    assert settled_decision(4, 8, 64, 0.5, 0.99, bound) is None
+    assert settled_decision(8, 8, 64, 0.2, 0.95, bound) == 1
+    assert settled_decision(4, 8, 64, 0.5, 0.95, bound) is None
     # without a confidence bound only the exact bound (or the spent budget) settles
     assert settled_decision(8, 8, 64, 0.2, None, bound) is None
     assert settled_decision(13, 16, 16, 0.8, None, bound) == 1
@@ -78,24 +146,153 @@ def test_settled_decision_matches_stored_value(bound: str) -> None:
         settled_decision(1, 8, 64, 0.5, 0.99, "nope")
 
 
+def _disagreement_rate(rule: StoppingRule, draw_p, thresholds, k: int, trials: int, seed: int) -> float:
+    rng = random.Random(seed)
+    flips = 0
+    for i in range(trials):
+        p, tau = draw_p(rng), thresholds[i % len(thresholds)]
+        stream = [rng.random() < p for _ in range(k)]
+        c, n = _run_step(rule, stream, prev=tau / rule.epsilon)
+        flips += _final(c, n, tau) != _final(sum(stream), k, tau)
+    return flips / trials
+
+
+def test_predictive_bound_holds_on_average_over_the_prior() -> None:
+    """p ~ uniform (the prior), looks every 4 draws: P(adaptive label != fixed-K label) <= 1 - confidence."""
+    rule = StoppingRule(confidence=0.9, denominator_guard=None, zero_event="never", chunk=4)
+    rate = _disagreement_rate(rule, lambda r: r.random(), [0.2, 0.4, 0.5, 0.72], k=64, trials=3000, seed=1)
+    assert rate <= 0.10 + 3 * (0.1 * 0.9 / 3000) ** 0.5, rate
+    # the exact-only rule never disagrees on the same stream
+    exact = StoppingRule(confidence=None, denominator_guard=None, zero_event="never", chunk=4)
+    assert _disagreement_rate(exact, lambda r: r.random(), [0.2, 0.4, 0.72], k=32, trials=300, seed=2) == 0.0
+
+
+@pytest.mark.parametrize("p_minus_tau", [0.0, -0.03, 0.05])
+def test_exchangeable_bound_holds_for_every_p(p_minus_tau: float) -> None:
+    """Prior-free: even at p = tau (the fixed label is a coin flip) disagreement stays <= 1 - confidence."""
+    rule = StoppingRule(confidence=0.9, bound="exchangeable", denominator_guard=None, zero_event="never", chunk=4)
+    rate = _disagreement_rate(rule, lambda r: 0.4 + p_minus_tau, [0.4], k=64, trials=1500, seed=3)
+    assert rate <= 0.10 + 3 * (0.1 * 0.9 / 1500) ** 0.5, rate
+
+
+def test_wilson_bound_holds_for_the_true_value() -> None:
+    """With the Bonferroni correction over the looks, early stops on the wrong side of the true MC stay rare."""
+    rule = StoppingRule(confidence=0.9, bound="wilson", denominator_guard=None, zero_event="never", chunk=2)
+    rng = random.Random(4)
+    wrong = trials = 0
+    for p in (0.3, 0.34, 0.46, 0.5):  # tau = 0.4
+        for _ in range(500):
+            stream = [rng.random() < p for _ in range(64)]
+            c, n = _run_step(rule, stream, prev=0.5)
+            trials += 1
+            wrong += n < 64 and _final(c, n, 0.4) != int(p >= 0.4)
+    assert wrong / trials <= 0.10, wrong / trials
+
+
+# --- the denominator guard --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("c,n,k", [(4, 4, 64), (3, 8, 64), (10, 16, 32), (1, 12, 128)])
+def test_neutral_flip_probability_matches_simulation(c: int, n: int, k: int) -> None:
+    rng = np.random.default_rng(5)
+    p = rng.beta(c + 1, n - c + 1, size=200_000)
+    x = rng.binomial(k - n, p)
+    y = rng.binomial(k, p)
+    adaptive = y / k >= 0.8 * c / n - TOLERANCE
+    fixed = y / k >= 0.8 * (c + x) / k - TOLERANCE
+    want = float(np.mean(adaptive != fixed))
+    assert neutral_flip_probability(c, n, k, 0.8) == pytest.approx(want, abs=0.005)
+    assert neutral_flip_probability(c, k, k, 0.8) == 0.0 and neutral_flip_probability(0, n, k, 0.8) == 0.0
+
+
+def test_guard_holds_a_denominator_only_when_the_next_step_is_sampled() -> None:
+    guarded = StoppingRule(confidence=0.95, denominator_guard=0.2, chunk=4)
+    assert settled_decision(4, 4, 64, 0.4, 0.95, "predictive") == 1
+    assert neutral_flip_probability(4, 4, 64, 0.8) > 0.2  # 4 of 4 says little about p
+    assert not guarded.stop(4, 4, 64, 0.5, t=1, n_steps=3, solution_correct=True)
+    assert guarded.stop(4, 4, 64, 0.5, t=2, n_steps=3, solution_correct=True)  # the last sampled step
+
+
+def test_guard_bounds_label_flips_on_neutral_chains() -> None:
+    """Two sampled steps with the same success rate (a correct step leaves MC unchanged).
+
+    The second label flips against the fixed run through the second step's own stop (<= 1 - confidence)
+    and through an early-stopped denominator: the guard bounds the latter by its level.
+    """
+    rng = random.Random(6)
+    sols, outcomes, n = [], {}, 300
+    for i in range(n):
+        p = rng.uniform(0.3, 0.95)
+        s = Solution(id=f"s{i}", problem_id="p", problem="q", steps=["a", "b", "c"], correct=True,
+                     metadata={"mc_first": 0.5})
+        sols.append(s)
+        for t in (1, 2):
+            outcomes[(s.id, t)] = [rng.random() < p for _ in range(64)]
+    fixed = [[sum(outcomes[(s.id, 1)]) / 64, sum(outcomes[(s.id, 2)]) / 64, 1.0] for s in sols]
+
+    def flips(guard: float | None) -> tuple[int, int]:
+        values, used = replay_adaptive(outcomes, sols, k_thresholds=[(1.0, 64)], chunk=4, confidence=0.95,
+                                       epsilon=0.8, denominator_guard=guard)
+        return sum(rpe_labels(0.5, v.mc)[1] != rpe_labels(0.5, f)[1] for v, f in zip(values, fixed)), used
+
+    exact_denominators, used_exact = flips(0.0)  # the first step always runs to K
+    guarded, used_guarded = flips(0.1)
+    plain, used_plain = flips(None)
+    slack = 3 * (0.1 * 0.9 / n) ** 0.5
+    assert exact_denominators <= (0.05 + slack) * n, exact_denominators
+    assert guarded <= exact_denominators + (0.1 + slack) * n, (guarded, exact_denominators)
+    assert plain > guarded + 10, (plain, guarded)  # without the guard, overstated denominators flip more
+    assert used_plain < used_guarded < used_exact
+
+
+# --- the replay -------------------------------------------------------------------------------------------------
+
+
+def test_look_schedule_and_rule_validation() -> None:
+    assert look_schedule(16, 4) == [4, 8, 12, 16] and look_schedule(10, 4) == [4, 8, 10]
+    with pytest.raises(ValueError):
+        look_schedule(8, 0)
+    for bad in (dict(bound="nope"), dict(zero_event="sometimes"), dict(confidence=1.0), dict(prior=(0.0, 1.0)),
+                dict(denominator_guard=1.5)):
+        with pytest.raises(ValueError):
+            StoppingRule(**bad)
+
+
+def test_config_section_builds_the_rule() -> None:
+    from genprm.labeling.config import AdaptiveConfig
+
+    cfg = AdaptiveConfig()
+    rule = StoppingRule(**cfg.model_dump(exclude={"enabled"}))
+    assert (rule.prior, rule.zero_event, rule.denominator_guard, rule.bound) == (UNIFORM, "relevant", 0.2, "predictive")
+    with pytest.raises(ValueError, match="prior"):
+        AdaptiveConfig(prior=(0.0, 1.0))
+    with pytest.raises(ValueError):
+        AdaptiveConfig(zero_event="sometimes")
+
+
 def test_replay_exact_only_reproduces_fixed_labels_on_same_samples() -> None:
     """With the exact bound only, the replayed labels equal the fixed run's where denominators agree."""
-    from genprm.labeling.adaptive import replay_adaptive
-    from genprm.labeling.labels import rpe_labels
-    from genprm.records import Solution
-
     k_thr = [(1.0, 16)]
     sols = [
-        Solution(id="a", problem_id="p", problem="q", steps=["s1", "s2", "s3"], correct=True, metadata={"mc_first": 0.5}),
+        Solution(id="a", problem_id="p", problem="q", steps=["s1", "s2", "s3"], correct=True,
+                 metadata={"mc_first": 0.5}),
         Solution(id="b", problem_id="p", problem="q", steps=["s1", "s2"], correct=False, metadata={"mc_first": 0.5}),
     ]
     outcomes = {("a", 1): [True] * 12 + [False] * 4, ("a", 2): [True, False] * 8, ("b", 1): [False] * 16}
-    values, used = replay_adaptive(outcomes, sols, k_thresholds=k_thr, chunk=4, confidence=None, epsilon=0.8)
+    values, used = replay_adaptive(outcomes, sols, k_thresholds=k_thr, chunk=4, confidence=None, epsilon=0.8,
+                                   denominator_guard=None)
     a, b = values
     # a, step 1: 4/4 after one chunk: c/K = 4/16 < 0.4, not settled; 8/8 -> 8/16 >= 0.4: settled at 8
     # a, step 2: tau = 0.8 * 1.0; after 8 draws 4 correct: (4 + 8) / 16 < 0.8, settled at 0
     assert a.k == [8, 8, 0] and a.mc == [1.0, 0.5, 1.0]
-    # b, step 1: all wrong; (0 + 16 - n) / 16 < 0.4 first at n = 12
+    # b, step 1 (the last sampled step of an incorrect solution: the zero event decides no label):
+    # all wrong; (0 + 16 - n) / 16 < 0.4 first at n = 12
     assert b.k == [12, 0] and b.mc == [0.0, 0.0]
     assert used == 8 + 8 + 12
     assert rpe_labels(b.mc_first, b.mc) == [0, 0] and rpe_labels(a.mc_first, a.mc)[0] == 1
+    # b correct instead: a stored 0 would end the path and turn its last label from 1 to 0, so it samples to K
+    b_correct = Solution(**{**sols[1].model_dump(), "correct": True})
+    outcomes[("b", 1)] = [False] * 15 + [True]
+    values, _ = replay_adaptive(outcomes, [b_correct], k_thresholds=k_thr, chunk=4, confidence=None, epsilon=0.8,
+                                denominator_guard=None)
+    assert values[0].k == [16, 0] and values[0].mc == [1 / 16, 1.0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from genprm.labeling.adaptive import replay_adaptive
 from genprm.labeling.config import AdaptiveConfig
 from genprm.labeling.montecarlo import dynamic_k, estimate_values
 from genprm.labeling.rollout import run_rollouts
@@ -62,8 +63,19 @@ def test_adaptive_respects_budget_and_chunks(policy_gen, world_problems, kept, f
     values, stats = estimate_values(policy_gen, world_problems, kept, k_thresholds=SMALL_K, max_tokens=64, seed=1,
                                     adaptive=cfg)
     _check_rules(values, kept, lambda got, k: 0 < got <= k and (got % 4 == 0 or got == k))
-    assert stats["adaptive"] and stats["completions"] <= fixed[1]["completions"]
+    assert stats["adaptive"] and stats["completions"] == sum(sum(v.k) for v in values)
     assert stats["engine_calls"] >= stats["waves"]
+    # fresh samples can keep a path alive that the fixed run ended, so fewer completions is a
+    # paired property: the rule replayed on the fixed run's own completions never uses more
+    outcomes: dict = {}
+    _, fixed_stats = estimate_values(policy_gen, world_problems, kept, k_thresholds=SMALL_K, max_tokens=64,
+                                     seed=1, outcomes=outcomes)
+    assert fixed_stats["completions"] == fixed[1]["completions"]
+    replayed, used = replay_adaptive(outcomes, kept, k_thresholds=SMALL_K, chunk=4, confidence=0.9, epsilon=0.8,
+                                     bound="wilson", prior=cfg.prior, zero_event=cfg.zero_event,
+                                     denominator_guard=cfg.denominator_guard)
+    assert used == sum(sum(v.k) for v in replayed) <= fixed_stats["completions"]
+    _check_rules(replayed, kept, lambda got, k: 0 < got <= k and (got % 4 == 0 or got == k))
 
 
 def test_estimate_values_rejects_ungraded(world_problems) -> None:

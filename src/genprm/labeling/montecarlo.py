@@ -252,7 +252,8 @@ def estimate_values(
             from genprm.labeling.adaptive import adaptive_sample
 
             adaptive_sample(generator, jobs, chunk=adaptive.chunk, confidence=adaptive.confidence,
-                            epsilon=adaptive.epsilon, bound=adaptive.bound, **common)
+                            epsilon=adaptive.epsilon, bound=adaptive.bound, prior=adaptive.prior,
+                            zero_event=adaptive.zero_event, denominator_guard=adaptive.denominator_guard, **common)
         else:
             sample_prefixes(generator, jobs, [j.k for j in jobs], round_=0, **common)
         for i, job in zip(idx, jobs):
