@@ -94,3 +94,6 @@ export FETCH_POLICY
 
 paper-policy: venv
 	python -c "$$FETCH_POLICY"
+	for split in gsm8k math olympiadbench omnimath; do \
+		test -s data/processbench/$$split.jsonl || genprm data load processbench --split $$split --output data/processbench/$$split.jsonl || exit 1; \
+	done

@@ -64,7 +64,7 @@ def test_paper_training_is_the_papers(repo, paper):
 
 def test_paper_evaluation_is_the_papers(paper):
     ev = paper.evaluate_processbench
-    assert ev.data == "Qwen/ProcessBench" and ev.splits is None and ev.limit is None
+    assert ev.data == "data/processbench" and ev.splits is None and ev.limit is None
     v = ev.verifier
     assert (v.n_paths, v.temperature, v.top_p, v.top_k, v.max_tokens) == (8, 0.6, 0.95, 20, 2048)
     assert ev.threshold == 0.5

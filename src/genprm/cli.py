@@ -103,7 +103,7 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="load a dataset by name into normalised records")
     dsub = p.add_subparsers(dest="data_command", required=True)
     c = dsub.add_parser("load", help="read a dataset (local path or Hub id) and write records")
-    c.add_argument("name", help="math, math500, aime24, amc23, minerva or processbench")
+    c.add_argument("name", help="math, math500, aime24, amc23, minerva_math or processbench")
     c.add_argument("--source", help="local file/folder or Hub id (default: the loader's Hub id)")
     c.add_argument("--split")
     c.add_argument("--limit", type=int)

@@ -49,7 +49,7 @@ class Section(BaseModel):
 class SourceConfig(Section):
     """One data source: the embedded world, or a named loader reading a local path or Hub id."""
 
-    name: str = Field(description="'world' or a loader name (math, math500, aime24, amc23, minerva, processbench)")
+    name: str = Field(description="'world' or a loader name (math, math500, aime24, amc23, minerva_math, processbench)")
     source: str | None = Field(None, description="local file/folder or Hub id; default: the loader's Hub id")
     split: str | None = Field(None, description="split to read where the source has several")
     limit: int | None = Field(None, ge=1, description="keep the first N rows")

@@ -205,18 +205,14 @@ def _review(chain: Chain, k: int, step: str, is_last: bool, n_paragraphs: int | 
         )
     op, b = chain.ops[k - 1], chain.operands[k]
     previous, value = _expression(chain, k - 1), _expression(chain, k)
-    left_words = f"the first operand {previous}" if k == 1 else f"the value of {previous}"
-    text = (
-        f"Paragraph {k} claims {claim.left} {claim.op} {claim.right} = {claim.result}. "
-        f"It must carry out operation {k}, {op} {b}, on {left_words}, giving {value}."
-    )
+    text = f"Paragraph {k} claims {claim.left} {claim.op} {claim.right} = {claim.result}; operation {k} of the problem is {value}."
     expected_answer = "None"
     if k < n_ops:
         if claim.answer is not None:
-            text += f" It states an answer ({claim.answer}) although {n_ops - k} operation(s) remain."
+            text += f" It states an answer, {claim.answer}, with {n_ops - k} operation(s) left."
     elif is_last:
         expected_answer = value
-        text += " It ends the solution, so it must state that value as the answer."
+        text += " It is the last one, so its answer must be that value."
     elif claim.answer is not None:
         expected_answer = value
         text += " Its answer must be that value."
