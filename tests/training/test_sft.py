@@ -84,6 +84,24 @@ def test_lora_trains_adapter_only_and_merges(base_model, examples, tmp_path):
     assert torch.allclose(peft_logits, merged_logits, atol=1e-4)
 
 
+@pytest.mark.vllm
+def test_vllm_and_hf_load_the_merged_lora_folder(base_model, examples, tmp_path):
+    from genprm.engine import GenerationRequest, create_generator
+
+    train_sft(examples, tmp_path / "model", cfg_for(base_model, mode="lora", lr=5e-3, max_steps=4),
+              checkpoint_dir=tmp_path / "ck", adapter_dir=tmp_path / "adapter")
+    request = GenerationRequest(messages=examples[0].messages[:2], max_tokens=12, temperature=0.0)
+    texts = []
+    for backend in ("hf", "vllm"):
+        gen = create_generator(backend, model=str(tmp_path / "model"), dtype="float32")
+        try:
+            [[out]] = gen.generate([request])
+        finally:
+            gen.close()
+        texts.append(out.text)
+    assert texts[0] and texts[0] == texts[1]  # greedy: both engines read the same merged weights
+
+
 class Crash(Exception):
     pass
 
