@@ -18,7 +18,6 @@ import argparse
 import logging
 
 from genprm.params import load_params
-from genprm.engine import create_generator
 from genprm.logs import setup_logging, timed
 from genprm.records import Problem, read_records, replace_dir, write_json
 from genprm.sampling import sample_solutions
@@ -47,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     ev, sampling = params.policy_eval, params.sampling
     eval_problems = read_records(args.eval, Problem)[: ev.problems]
     with timed("policy sampling", log) as t:
-        gen = create_generator(ev.engine.backend, **{"model": args.out, **ev.engine.settings})
+        gen = ev.engine.create(args.out)
         sols = sample_solutions(
             gen, eval_problems, n=ev.samples, temperature=sampling.temperature, top_p=sampling.top_p,
             top_k=sampling.top_k, max_tokens=sampling.max_tokens, seed=cfg.seed,

@@ -18,7 +18,6 @@ import json
 import logging
 
 from genprm.params import load_params
-from genprm.engine import create_generator
 from genprm.logs import setup_logging, timed
 from genprm.records import Problem, atomic_write_text, read_records, write_json
 from genprm.sampling import sample_solutions
@@ -41,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg, sampling = params.world_bench, params.sampling
     problems = read_records(args.problems, Problem)
     with timed("world_bench sampling", log) as t:
-        gen = create_generator(cfg.engine.backend, **{"model": args.policy, **cfg.engine.settings})
+        gen = cfg.engine.create(args.policy)
         sols = sample_solutions(
             gen, problems, n=cfg.samples_per_problem, temperature=sampling.temperature, top_p=sampling.top_p,
             top_k=sampling.top_k, max_tokens=sampling.max_tokens, seed=cfg.seed,

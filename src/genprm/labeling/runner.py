@@ -56,9 +56,7 @@ def _settings(cfg: RolloutConfig | MonteCarloConfig, model: str | Path | None) -
 
 
 def _factory(cfg: RolloutConfig | MonteCarloConfig, model: str | Path | None) -> Callable[[], Any]:
-    from genprm.engine import create_generator
-
-    return lambda: create_generator(cfg.engine.backend, **_settings(cfg, model))
+    return lambda: cfg.engine.create(model)
 
 
 def _identity(stage: str, cfg: RolloutConfig | MonteCarloConfig, model: str | Path | None) -> dict:

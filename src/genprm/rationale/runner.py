@@ -80,14 +80,8 @@ def to_rationale(review: Review, parsed: ParsedReview | None, teacher: str) -> R
 
 
 def create_teacher(cfg: SynthesisConfig, model: str | None = None) -> Generator:
-    from genprm.engine import create_generator, settings_model
-
-    settings = dict(cfg.engine.settings)
-    if "model" in settings_model(cfg.engine.backend).model_fields and "model" not in settings:
-        if model is None:
-            raise ValueError(f"the {cfg.engine.backend!r} teacher needs a model: pass it or set engine.settings.model")
-        settings["model"] = model
-    return create_generator(cfg.engine.backend, **settings)
+    """The teacher engine (``model``: the stage's default, used when ``engine.settings.model`` is unset)."""
+    return cfg.engine.create(model)
 
 
 def synthesis_stage(
