@@ -102,3 +102,12 @@ def test_policy_section_defaults_and_errors(repo, tmp_path):
     data["policy"] = {"stpes": 10}
     with pytest.raises(ConfigError, match=r"policy\.stpes: unknown key \(did you mean 'steps'\?\)"):
         load_params(_write(tmp_path, data))
+
+
+def test_training_mode_auto_is_lora_on_cpu_full_on_gpu():
+    import torch
+
+    from genprm.training import TrainingConfig
+
+    assert TrainingConfig().mode == ("full" if torch.cuda.is_available() else "lora")
+    assert TrainingConfig(mode="full").mode == "full" and TrainingConfig(mode="lora").mode == "lora"

@@ -1,15 +1,16 @@
 """The ``train`` section of a profile: how the GenPRM is fine-tuned (see :mod:`genprm.training`).
 
-Defaults fit the embedded world on a 2-core CPU (full fine-tuning of the ~0.6M-parameter
-world policy); ``configs/paper.yaml`` sets the paper's values (lr 2e-6, effective batch 64,
-bf16 on GPUs).
+``mode: auto`` (the default) is LoRA on a CPU and full fine-tuning with a CUDA GPU. The embedded
+world sets ``mode: full``: its GenPRM tags are tokens the policy never saw, whose embeddings an
+adapter would not train. ``configs/paper.yaml`` sets the paper's values (lr 2e-6, effective
+batch 64, bf16 on GPUs).
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from genprm.config import Section
 
@@ -31,7 +32,10 @@ class TrainingConfig(Section):
     """SFT of the GenPRM on the kept rationales (method part 5)."""
 
     base_model: str = Field("models/policy", description="base model: local folder or Hub id")
-    mode: Literal["lora", "full"] = Field("full", description="'lora' (peft adapter, merged at the end) or 'full'")
+    mode: Literal["auto", "lora", "full"] = Field(
+        "auto", description="'lora' (peft adapter, merged at the end), 'full', or 'auto': lora without a CUDA GPU, "
+        "full with one (resolved when the section is read)",
+    )
     lora: LoraSettings = Field(default_factory=LoraSettings)
     lr: float = Field(1e-3, gt=0, description="peak learning rate (paper: 2e-6 for full fine-tuning)")
     scheduler: str = Field("cosine", description="transformers lr scheduler type")
@@ -49,3 +53,11 @@ class TrainingConfig(Section):
     logging_steps: int = Field(10, ge=1)
     seed: int = 0
     threads: int = Field(1, ge=1, description="torch CPU threads (1 is fastest for tiny models on a busy CPU)")
+
+    @model_validator(mode="after")
+    def _resolve_mode(self) -> TrainingConfig:
+        if self.mode == "auto":
+            import torch
+
+            object.__setattr__(self, "mode", "full" if torch.cuda.is_available() else "lora")
+        return self
