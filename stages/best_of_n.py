@@ -14,39 +14,27 @@ Run: ``python stages/best_of_n.py [--params params.yaml] [--model models/genprm]
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 
 from genprm.evaluation.best_of_n import Candidate, best_of_n_curves
 from genprm.evaluation.plots import plot_best_of_n
 from genprm.logs import setup_logging
-from genprm.params import load_params
-from genprm.records import Problem, read_records, write_json, write_records
+from genprm.records import write_json, write_records
 from genprm.sampling import sample_solutions
 from genprm.sandbox import Sandbox
 from genprm.verifier import GenPRMVerifier
+from lineage import log_stage_run  # stages/lineage.py: this script's folder is on sys.path
+from eval_args import eval_problems, parse
 
 log = logging.getLogger("stages.best_of_n")
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--model", default="models/genprm", help="GenPRM folder (verifier.engine.settings.model wins)")
-    ap.add_argument("--policy", default="models/policy", help="policy folder (policy_engine.settings.model wins)")
-    ap.add_argument("--problems", default=None, help="default: data/prepared/eval/<eval_set>.jsonl")
-    ap.add_argument("--out", default="data/eval/best_of_n.jsonl")
-    ap.add_argument("--metrics", default="metrics/best_of_n.json")
-    ap.add_argument("--plot", default="plots/best_of_n.png")
-    args = ap.parse_args(argv)
+    args, cfg, sampling = parse(argv, __doc__, "best_of_n")
     setup_logging()
-    params = load_params(args.params)
-    cfg, sampling = params.best_of_n, params.sampling
-    if cfg is None:
-        raise SystemExit(f"{args.params}: no best_of_n section")
     start = time.perf_counter()
-    problems = read_records(args.problems or f"data/prepared/eval/{cfg.eval_set}.jsonl", Problem)[: cfg.n_problems]
+    problems = eval_problems(args, cfg)
 
     policy = cfg.policy_engine.create(args.policy)
     try:
@@ -92,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     write_json(args.metrics, metrics)
     plot_best_of_n(curves, args.plot, title=f"Best-of-N ({len(problems)} problems)")
     log.info("Best-of-%d: %s", cfg.n_max, ", ".join(f"{m} {v:.1f}" for m, v in metrics["at_n_max"].items()))
+    log_stage_run("best_of_n", {"best_of_n": cfg.model_dump(), "sampling": sampling.model_dump()}, [args.metrics],
+                  [args.plot], inputs=[args.model, args.policy])
     return 0
 
 

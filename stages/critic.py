@@ -14,39 +14,27 @@ Run: ``python stages/critic.py [--params params.yaml] [--model models/genprm] [-
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 
 from genprm.evaluation.plots import plot_refinement
 from genprm.evaluation.refinement import RefinementOptions, refine
 from genprm.logs import setup_logging
-from genprm.params import load_params
-from genprm.records import Problem, read_records, write_json, write_records
+from genprm.records import write_json, write_records
 from genprm.sampling import sample_solutions
 from genprm.sandbox import Sandbox
 from genprm.verifier import GenPRMVerifier
+from lineage import log_stage_run  # stages/lineage.py: this script's folder is on sys.path
+from eval_args import eval_problems, parse
 
 log = logging.getLogger("stages.critic")
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--model", default="models/genprm", help="GenPRM folder (verifier.engine.settings.model wins)")
-    ap.add_argument("--policy", default="models/policy", help="policy folder (policy_engine.settings.model wins)")
-    ap.add_argument("--problems", default=None, help="default: data/prepared/eval/<eval_set>.jsonl")
-    ap.add_argument("--out", default="data/eval/critic.jsonl")
-    ap.add_argument("--metrics", default="metrics/critic.json")
-    ap.add_argument("--plot", default="plots/critic.png")
-    args = ap.parse_args(argv)
+    args, cfg, sampling = parse(argv, __doc__, "critic")
     setup_logging()
-    params = load_params(args.params)
-    cfg, sampling = params.critic, params.sampling
-    if cfg is None:
-        raise SystemExit(f"{args.params}: no critic section")
     start = time.perf_counter()
-    problems = read_records(args.problems or f"data/prepared/eval/{cfg.eval_set}.jsonl", Problem)[: cfg.n_problems]
+    problems = eval_problems(args, cfg)
     temperature = sampling.temperature if cfg.temperature is None else cfg.temperature
     opts = RefinementOptions(turns=cfg.turns, mode=cfg.mode, threshold=cfg.threshold, temperature=temperature,
                              top_p=sampling.top_p, max_tokens=sampling.max_tokens, seed=cfg.seed)
@@ -76,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     write_json(args.metrics, metrics)
     plot_refinement(final, args.plot, title=f"Critic refinement ({cfg.mode}, {len(problems)} problems)")
     log.info("accuracy per turn: critic %s, self %s", final["critic"], final["self"])
+    log_stage_run("critic", {"critic": cfg.model_dump(), "sampling": sampling.model_dump()}, [args.metrics],
+                  [args.plot], inputs=[args.model, args.policy])
     return 0
 
 

@@ -25,6 +25,7 @@ from genprm.params import load_params
 from genprm.records import write_json
 from genprm.sandbox import Sandbox
 from genprm.verifier import GenPRMVerifier
+from lineage import log_stage_run  # stages/lineage.py: this script's folder is on sys.path
 
 log = logging.getLogger("stages.evaluate_processbench")
 
@@ -73,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     plot_reward_histogram(good, bad, args.rewards_plot, title=f"GenPRM step rewards (Maj@{v.n_paths})")
     for name in ("pass@1", maj_key):
         log.info("%s average F1 %.1f", name, metrics[name]["average_f1"])
+    log_stage_run("evaluate_processbench", {"evaluate_processbench": cfg.model_dump()}, [args.metrics],
+                  [args.plot, args.rewards_plot], inputs=[args.model, args.data or cfg.data])
     return 0
 
 
