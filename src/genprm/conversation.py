@@ -32,6 +32,8 @@ __all__ = [
     "FALLBACK_JUDGEMENT",
     "TAGS",
     "analyze_prefix",
+    "prompt_prefix",
+    "join_generated",
     "code_output_block",
     "judgement",
     "user_turns",
@@ -56,6 +58,28 @@ TAGS = ("<analyze>", "</analyze>", "<verify>", "</verify>", "<output>", "</outpu
 def analyze_prefix(step_number: int) -> str:
     """Stage-1 prefix of assistant turn ``step_number`` (1-based)."""
     return f"<analyze>\nLet's analyze the Paragraph {step_number} step by step: "
+
+
+def prompt_prefix(prefix: str) -> str:
+    """The part of a forced stage prefix that goes into the prompt: all but its trailing spaces.
+
+    Byte-level BPE merges a space into the word after it (``": Paragraph"`` is ``":"``,
+    ``" Paragraph"``), so a model trained on whole conversations never saw a prompt that ends in
+    a lone space token. Sent without the space, the model generates ``" Paragraph"`` itself,
+    exactly the tokens it was trained on. :func:`join_generated` puts the turn text back together.
+    """
+    return prefix.rstrip(" ")
+
+
+def join_generated(prefix: str, text: str) -> str:
+    """The full ``prefix`` followed by ``text``, generated after :func:`prompt_prefix` of it.
+
+    The spaces the model re-generates are not doubled, so the turn reads exactly like the
+    protocol's (``prefix + rest``); a continuation without them is appended after the full prefix.
+    """
+    cut = prompt_prefix(prefix)
+    held = prefix[len(cut):]
+    return cut + text if text.startswith(held) else prefix + text
 
 
 def code_output_block(output: str) -> str:

@@ -4,7 +4,9 @@ It follows the staged GenPRM protocol of :mod:`genprm.conversation` exactly (the
 and prefixes as the released inference code, so a published checkpoint works unchanged), one
 assistant turn per step:
 
-1. ``analyze_prefix(t)`` -> generate until ``</analyze>\\n``;
+1. ``analyze_prefix(t)`` -> generate until ``</analyze>\\n`` (the prompt ends before the
+   prefix's trailing space, which the model generates with the first word: see
+   :func:`genprm.conversation.prompt_prefix`; the turn text is the protocol's);
 2. ``VERIFY_PREFIX`` -> generate until a code block closes (the code runs in the solution's
    sandbox session and ``[Code Output]`` is appended; at most ``max_code_rounds`` blocks) or the
    judgement closes (``</output>\\n``);
@@ -48,7 +50,9 @@ from genprm.conversation import (
     analyze_prefix,
     build_messages,
     code_output_block,
+    join_generated,
     parse_judgement,
+    prompt_prefix,
 )
 from genprm.engine.base import Completion, GenerationRequest, Generator
 from genprm.logs import progress
@@ -345,9 +349,9 @@ class GenPRMVerifier:
                 for s in active:
                     s.analysis, s.turn, s.used, s.rounds, s.fallback = analyze_prefix(t), "", 0, 0, False
                 # stage 1: analysis
-                outs = self._call([self._request(s, t, s.analysis, (ANALYZE_STOP,), opts.max_tokens, "analyze", 0, None) for s in active])
+                outs = self._call([self._request(s, t, prompt_prefix(s.analysis), (ANALYZE_STOP,), opts.max_tokens, "analyze", 0, None) for s in active])
                 for s, c in zip(active, outs):
-                    s.analysis += c.text
+                    s.analysis = join_generated(s.analysis, c.text)
                     s.used += self._n_tokens(c)
                     s.fallback = c.stop_string != ANALYZE_STOP or s.used >= opts.max_tokens
                     s.turn = s.analysis + VERIFY_PREFIX

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from genprm.conversation import SYSTEM_PROMPT, VERIFY_PREFIX, analyze_prefix
+from genprm.conversation import SYSTEM_PROMPT, VERIFY_PREFIX, analyze_prefix, prompt_prefix
 from genprm.training.masking import IGNORE, tokenize_example, trained_text
 
 
@@ -77,3 +77,26 @@ def test_assistant_content_must_render_verbatim(examples, tokenizer):
     )
     with pytest.raises(ValueError, match="verbatim"):
         tokenize_example(messages, tokenizer)
+
+
+def test_tokens_match_the_verifier_prompts_at_every_generation_start(examples, tokenizer):
+    """Train as the staged verifier infers: at each point where a stage prompt ends (a forced
+    prefix without its trailing space, an executed code output), the training tokens up to there
+    are exactly the prompt's tokens, so the next trained token is one the model generates from
+    that prompt (for the analysis: `` Paragraph``, the prefix's space merged into it)."""
+    from genprm.engine.base import GenerationRequest
+    from genprm.engine.prompts import render_prompt_ids
+
+    checked = 0
+    for ex in examples[:10]:
+        row = tokenize_example(ex.messages, tokenizer)
+        system, user, turn = ex.messages[0], ex.messages[1], ex.messages[2]
+        content = turn["content"]
+        for _, end in sorted(turn["prefix_spans"] + turn["exec_spans"]):
+            req = GenerationRequest(messages=[system, {"role": "user", "content": user["content"]}],
+                                    assistant_prefix=prompt_prefix(content[:end]), max_tokens=1)
+            prompt = render_prompt_ids(tokenizer, req)
+            assert row["input_ids"][: len(prompt)] == prompt, content[:end][-30:]
+            assert row["labels"][len(prompt)] != IGNORE  # generation starts right there, trained
+            checked += 1
+    assert checked >= 30

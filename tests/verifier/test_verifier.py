@@ -63,7 +63,7 @@ def test_world_teacher_verdicts_follow_executed_code(world_solutions, sandbox):
 def test_one_engine_call_per_stage_and_exact_protocol(world_solutions, sandbox):
     gen = Recording(create_generator("world-teacher"))
     sols = world_solutions[:4]
-    GenPRMVerifier(gen, sandbox, VerifierOptions(n_paths=3, seed=5)).verify(sols)
+    results = GenPRMVerifier(gen, sandbox, VerifierOptions(n_paths=3, seed=5)).verify(sols)
     max_steps = max(len(s) for _, s in sols)
     # per step: analysis, verify (ends in code), verify (ends in the judgement): 3 calls, any batch size
     assert len(gen.calls) == 3 * max_steps
@@ -73,7 +73,9 @@ def test_one_engine_call_per_stage_and_exact_protocol(world_solutions, sandbox):
     problem, steps = sols[0]
     assert req.messages[0] == {"role": "system", "content": SYSTEM_PROMPT}
     assert req.messages[1] == {"role": "user", "content": f"{problem}\n{steps[0]}"}
-    assert req.assistant_prefix == analyze_prefix(1) and req.stop == (ANALYZE_STOP,) and req.include_stop
+    # the prompt ends before the prefix's trailing space (generated with the first word); the turn has it
+    assert req.assistant_prefix == analyze_prefix(1).rstrip(" ") and req.stop == (ANALYZE_STOP,) and req.include_stop
+    assert results[0].steps[0].paths[0].text.startswith(analyze_prefix(1) + "Paragraph 1 claims")
     assert (req.temperature, req.top_p, req.top_k) == (0.6, 0.95, 20)
     verify = gen.calls[1][0]
     assert verify.assistant_prefix.endswith(ANALYZE_STOP + VERIFY_PREFIX)
