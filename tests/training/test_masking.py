@@ -100,3 +100,27 @@ def test_tokens_match_the_verifier_prompts_at_every_generation_start(examples, t
             assert row["labels"][len(prompt)] != IGNORE  # generation starts right there, trained
             checked += 1
     assert checked >= 30
+
+
+def test_judgement_tokens_and_weighted_loss(examples, tokenizer):
+    """Weight 1 is the plain mean loss; weight w adds (w - 1) x the judgement tokens' loss, and only theirs."""
+    import torch
+    import torch.nn.functional as F
+
+    from genprm.training.masking import judgement_tokens, weighted_lm_loss
+
+    previous, (yes, no) = judgement_tokens(tokenizer)
+    assert tokenizer.decode([yes]) == "Yes" and tokenizer.decode([no]) == "No" and tokenizer.decode([previous]).endswith("{")
+    row = tokenize_example(examples[0].messages, tokenizer)
+    ids, labels = torch.tensor([row["input_ids"]]), torch.tensor([row["labels"]])
+    logits = torch.randn(1, ids.shape[1], len(tokenizer), generator=torch.Generator().manual_seed(0))
+    target = labels[:, 1:]
+    ce = F.cross_entropy(logits[0, :-1], target[0], ignore_index=IGNORE, reduction="none")
+    trained = target[0] != IGNORE
+    at = (ids[0, :-1] == previous) & ((target[0] == yes) | (target[0] == no))
+    n_turns = sum(m["role"] == "assistant" for m in examples[0].messages)
+    assert int(at.sum()) == n_turns  # one verdict per turn; Yes/No elsewhere would not count
+    plain = weighted_lm_loss(logits, labels, ids, judgement=(previous, (yes, no)), weight=1.0)
+    assert torch.allclose(plain, ce[trained].mean())
+    heavy = weighted_lm_loss(logits, labels, ids, judgement=(previous, (yes, no)), weight=5.0, num_items=int(trained.sum()))
+    assert torch.allclose(heavy, (ce[trained].sum() + 4 * ce[at].sum()) / trained.sum())

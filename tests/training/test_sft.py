@@ -42,6 +42,17 @@ def test_full_fine_tuning_changes_weights_and_lowers_loss(full_run, base_model):
     assert (root / "model" / "tokenizer.json").is_file() and (root / "model" / "config.json").is_file()
 
 
+def test_judgement_weight_reaches_the_trainer_loss(base_model, examples, tmp_path):
+    """Same seed and data: the weighted run's first loss adds (w - 1) x the verdict tokens' loss, then it trains."""
+    reports = {}
+    for w in (1.0, 10.0):
+        reports[w] = train_sft(examples, tmp_path / f"m{w}", cfg_for(base_model, mode="full", judgement_weight=w),
+                               checkpoint_dir=tmp_path / f"ck{w}")
+    plain, weighted = reports[1.0], reports[10.0]
+    assert weighted["first_loss"] > plain["first_loss"] + 0.1
+    assert weighted["last_loss"] < weighted["first_loss"]
+
+
 def test_hf_engine_loads_and_generates(full_run):
     from genprm.conversation import SYSTEM_PROMPT
     from genprm.engine import GenerationRequest, create_generator

@@ -46,6 +46,9 @@ class TrainingConfig(Section):
     grad_accum: int = Field(1, ge=1, description="effective batch = per_device_batch_size x grad_accum x devices")
     max_length: int = Field(2048, ge=8, description="tokens per conversation; longer ones are cut at the end")
     train_on_prefixes: bool = Field(False, description="train on the forced stage prefixes too")
+    judgement_weight: float = Field(
+        1.0, ge=0, description="loss weight of each judgement's Yes/No token, where the reward is read (1: plain SFT)"
+    )
     bf16: bool | None = Field(None, description="bf16 mixed precision; None: on when a bf16-capable GPU is present")
     gradient_checkpointing: bool = Field(False, description="trade compute for memory (large models on GPUs)")
     save_steps: int = Field(100, ge=1, description="checkpoint every N optimizer steps (a killed run resumes)")

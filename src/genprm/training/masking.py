@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["IGNORE", "trained_char_spans", "tokenize_example", "trained_text"]
+__all__ = ["IGNORE", "trained_char_spans", "tokenize_example", "trained_text", "judgement_tokens", "weighted_lm_loss"]
 
 IGNORE = -100
 
@@ -118,3 +118,43 @@ def trained_text(row: dict[str, list[int]], tokenizer) -> list[str]:
     if cur:
         runs.append(tokenizer.decode(cur))
     return runs
+
+
+def judgement_tokens(tokenizer) -> tuple[int, tuple[int, int]]:
+    """``(previous, (yes, no))``: the ids of the judgement's Yes and No tokens and of the token before them.
+
+    Read off the tokenizer by comparing the tokens of ``judgement(True)`` and ``judgement(False)``;
+    a tokenizer that does not give the verdict one token of its own is an error.
+    """
+    from genprm.conversation import judgement
+
+    yes = tokenizer(judgement(True), add_special_tokens=False)["input_ids"]
+    no = tokenizer(judgement(False), add_special_tokens=False)["input_ids"]
+    i = next((k for k, (a, b) in enumerate(zip(yes, no)) if a != b), None)
+    if i is None or i == 0 or yes[i + 1 :] != no[i + 1 :]:
+        raise ValueError("the tokenizer does not give the judgement's Yes/No a token of its own after a shared prefix")
+    return yes[i - 1], (yes[i], no[i])
+
+
+def weighted_lm_loss(logits, labels, input_ids, *, judgement: tuple[int, tuple[int, int]], weight: float,
+                     num_items: int | None = None):
+    """Causal-LM cross-entropy where each judgement token counts ``weight`` times.
+
+    A judgement token is a label equal to the Yes or No id whose input token before it is the
+    judgement's previous token (``\\boxed{`` then ``Yes``), so a Yes elsewhere in the text is an
+    ordinary token. The sum is divided by ``num_items`` (the trained tokens of the whole
+    accumulated batch, as the trainer counts them) or by this batch's trained tokens, so with
+    ``weight`` 1 it is the usual mean loss.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    previous, verdicts = judgement
+    logits, target, before = logits[:, :-1], labels[:, 1:], input_ids[:, :-1]
+    ce = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=IGNORE,
+                         reduction="none").view_as(target)
+    is_verdict = (before == previous) & torch.isin(target, torch.tensor(verdicts, device=target.device))
+    w = torch.where(is_verdict, torch.as_tensor(weight, dtype=ce.dtype, device=ce.device), torch.ones_like(ce))
+    trained = target != IGNORE
+    denom = num_items if num_items is not None else trained.sum()
+    return (ce * w * trained).sum() / denom

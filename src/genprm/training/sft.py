@@ -33,7 +33,7 @@ from typing import Any
 
 from genprm.records import SFTExample, replace_dir
 from genprm.training.config import TrainingConfig
-from genprm.training.masking import IGNORE, tokenize_example
+from genprm.training.masking import IGNORE, judgement_tokens, tokenize_example, weighted_lm_loss
 
 __all__ = ["build_dataset", "fingerprint", "train_sft", "loss_history"]
 
@@ -168,7 +168,10 @@ def train_sft(
             task_type="CAUSAL_LM",
         )
     model = AutoModelForCausalLM.from_pretrained(cfg.base_model, dtype="auto")
-    trainer = SFTTrainer(
+    trainer_cls = SFTTrainer
+    if cfg.judgement_weight != 1.0:
+        trainer_cls = _judgement_weighted(SFTTrainer, judgement_tokens(tokenizer), cfg.judgement_weight)
+    trainer = trainer_cls(
         model=model,
         args=args,
         train_dataset=dataset,
@@ -211,6 +214,25 @@ def train_sft(
         "resumed_from": resume,
         "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
     }
+
+
+def _judgement_weighted(base: type, judgement: tuple[int, tuple[int, int]], weight: float) -> type:
+    """``base`` (trl's SFTTrainer) with the loss of :func:`~genprm.training.masking.weighted_lm_loss`."""
+
+    class JudgementWeightedTrainer(base):
+        loss_is_scaled_for_ga = True  # divided by the trained tokens of the whole accumulated batch
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            outputs = model(**{k: v for k, v in inputs.items() if k != "labels"}, use_cache=False)
+            if num_items_in_batch is None:  # the trainer did not count: this batch alone, scaled as trl would
+                num_items_in_batch = (inputs["labels"][:, 1:] != IGNORE).sum() * self.args.gradient_accumulation_steps
+            loss = weighted_lm_loss(outputs.logits, inputs["labels"], inputs["input_ids"], judgement=judgement,
+                                    weight=weight, num_items=num_items_in_batch)
+            if self.args.average_tokens_across_devices:  # num_items counts every process's tokens (as Trainer does)
+                loss = loss * self.accelerator.num_processes
+            return (loss, outputs) if return_outputs else loss
+
+    return JudgementWeightedTrainer
 
 
 def _step_of(checkpoint: str | None) -> int:
