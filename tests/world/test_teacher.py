@@ -190,12 +190,8 @@ def test_doctored_output_flips_the_verdict(teacher, sandbox):
     steps = HAND_CASES[1][1]  # step 2 (t=2) is wrong
     messages = build_messages(P, steps[:2], ["(turn 1)"])
     turn = _turn_up_to_code(teacher, messages, 2)
-    code = turn[turn.rfind("```python\n") + 10 : -len(CODE_STOP)]
-    assert "def check" not in code  # paragraph 1's code defined check(); the namespace persists
-    setup = _turn_up_to_code(teacher, build_messages(P, steps[:1]), 1)
-    setup = setup[setup.rfind("```python\n") + 10 : -len(CODE_STOP)]
-    real = sandbox.run_once(setup + "\n" + code)
-    assert real.stdout.strip().splitlines() == ["True", "False"]  # step 1 right, step 2 wrong
+    real = sandbox.run_once(turn[turn.rfind("```python\n") + 10 : -len(CODE_STOP)])
+    assert real.stdout.strip().splitlines()[-1] == "False"
 
     def judge(output: str) -> bool | None:
         prefix = turn + code_output_block(output)
@@ -247,7 +243,7 @@ def test_stop_strings_and_protocol(teacher):
     prefix = analyze_prefix(1) + kept.text + VERIFY_PREFIX
     verify = dataclasses.replace(base, assistant_prefix=prefix, stop=(OUTPUT_STOP, CODE_STOP), n=1)
     [[code]] = teacher.generate([verify])
-    assert code.stop_string == CODE_STOP and 'print(check(1, "3 + 4 = 7"))' in code.text
+    assert code.stop_string == CODE_STOP and "print(claim == truth)" in code.text
     # no stop: the rest of the turn, judged No since no code was executed
     [[rest]] = teacher.generate([dataclasses.replace(base, stop=(), n=1)])
     assert rest.finish_reason == "eos" and rest.stop_string is None and rest.text.endswith(OUTPUT_STOP)

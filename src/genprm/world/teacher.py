@@ -8,13 +8,12 @@ It speaks two formats, recognised from the request:
 assistant message; the problem is the first line of user turn 1). It continues the assistant
 turn from ``assistant_prefix``, stage by stage:
 
-- after :func:`~genprm.conversation.analyze_prefix`: one sentence restating what step t claims,
-  then ``</analyze>\\n``;
-- after :data:`~genprm.conversation.VERIFY_PREFIX`: python that checks the step against the
-  problem's own expression. Paragraph 1's code writes the expression down (``expr = "..."``) and
-  defines :data:`CHECK_FUNCTION` (``check(k, claim, answer=None)``); every paragraph's code ends
-  with ``print(check(t, "<the step's claim>"[, answer]))``, which prints ``True``/``False``. The
-  namespace persists across the steps of a solution, so later paragraphs write one line; then
+- after :func:`~genprm.conversation.analyze_prefix`: an analysis of step t in plain words (what
+  it claims, which operation of the problem it must carry out, what value it must equal), then
+  ``</analyze>\\n``;
+- after :data:`~genprm.conversation.VERIFY_PREFIX`: three lines of python that write down the
+  step's claim ``(left, operator, right, result, answer)``, recompute the same from the problem's
+  own expression and print whether they are equal (``True``/``False``), then
   :data:`~genprm.conversation.CODE_STOP`;
 - after a ``[Code Output]`` block: ``</verify>\\n`` and the judgement read from that output;
 - after :data:`~genprm.conversation.FALLBACK_JUDGEMENT`: ``{Yes}$\\n</output>\\n`` or ``{No}...``.
@@ -36,14 +35,13 @@ How verdicts are decided (the teacher never sees the answer key or the exact che
 - ``noise`` flips a verdict with that probability, deterministically per (seed, problem,
   paragraph index, paragraph text), the same way in both formats and in ``score_continuations``.
 
-What a check catches: ``check`` recomputes operation t from the problem on the true value so far
-and compares the whole claim string, so it catches copy errors (wrong operand or operator, or a
-previous result copied wrongly), arithmetic slips and answers that are wrong or due too early. It
-checks one paragraph against the truth, so the first wrong paragraph always fails its check and
-the earliest ``No`` is the first error (what ProcessBench and the RPE labels need). A later
-paragraph usually fails too (its left operand is not the true value so far), except when an
-earlier slip left the running value right (``2 + 5 = 7`` for ``3 + 4``); the consensus filter
-drops such conversations.
+What a check catches: the code recomputes from the problem, so it catches copy errors (wrong
+operand or operator), arithmetic slips and answers that are wrong or due too early. It checks one
+paragraph against the truth, so the first wrong paragraph always fails its check and the
+earliest ``No`` is the first error (what ProcessBench and the RPE labels need). A paragraph after
+the first error usually fails too (its left operand is not the true value so far), except when an
+earlier slip left the running value right (e.g. ``2 + 5 = 7`` for ``3 + 4``): compact checks keep
+the GenPRM conversations short enough to train on a CPU.
 
 Answer sentences: the step that carries out the problem's last operation must state the answer
 (``The answer is N``), earlier steps must not. In the whole-solution format the teacher sees the
@@ -85,7 +83,6 @@ from genprm.conversation import (
     VERIFY_PREFIX,
     analyze_prefix,
     judgement,
-    prompt_prefix,
 )
 from genprm.engine.base import Completion, EngineError, FinishReason, GenerationRequest
 from genprm.engine.prompts import cut_at_stop
@@ -162,6 +159,9 @@ class _Claim:
     result: int
     answer: int | None
 
+    def as_tuple(self) -> str:
+        return f'({self.left}, "{self.op}", {self.right}, {self.result}, {self.answer})'
+
     def sentence(self) -> str:
         text = f"{self.left} {self.op} {self.right} = {self.result}"
         return text if self.answer is None else f"{text} with the final answer {self.answer}"
@@ -175,16 +175,9 @@ def _read_claim(step: str) -> _Claim | None:
     return _Claim(int(m.group(1)), m.group(2), int(m.group(3)), int(m.group(4)), None if ans is None else int(ans))
 
 
-CHECK_FUNCTION = """def check(k, claim, answer=None):
-    t = expr.replace("(", "").replace(")", "").split()
-    v = int(t[0])
-    for op, x in zip(t[1:2 * k:2], t[2:2 * k + 1:2]):
-        want, v = f"{v} {op} {x} = ", eval(f"{v} {op} {x}")
-    return k <= len(t) // 2 and claim == f"{want}{v}" and answer == (v if 2 * k + 1 == len(t) else None)"""
-"""Written by the code of paragraph 1 after ``expr = "<the problem's expression>"``; later paragraphs
-call it (the namespace persists across the steps of a solution). ``check(k, claim, answer)`` is
-true iff ``claim`` is exactly operation ``k`` of the problem carried out on the true value so far
-(``"13 - 7 = 6"``) and the paragraph states the answer exactly when ``k`` is the last operation."""
+def _expression(chain: Chain, n_ops: int) -> str:
+    """The problem's own expression for its first ``n_ops`` operations."""
+    return render_expression(Chain(chain.operands[: n_ops + 1], chain.ops[:n_ops]))
 
 
 @dataclass(frozen=True)
@@ -196,29 +189,42 @@ class _Review:
 
 
 def _review(chain: Chain, k: int, step: str, is_last: bool, n_paragraphs: int | None) -> _Review:
-    """Review of paragraph ``k`` of a solution; ``n_paragraphs`` is known in the whole-solution format.
-
-    ``check`` itself knows from the expression which operation is the last; ``is_last`` only marks
-    the paragraph where a whole solution that stops early must fail.
-    """
-    setup = f'expr = "{render_expression(chain)}"\n{CHECK_FUNCTION}\n' if k == 1 else ""
+    """Review of paragraph ``k`` of a solution; ``n_paragraphs`` is known in the whole-solution format."""
+    n_ops = len(chain.ops)
     claim = _read_claim(step)
     if claim is None:
+        what = f"operation {k} ({_expression(chain, k)})" if k <= n_ops else "an operation"
         return _Review(
-            f"Paragraph {k} reads {step.strip()!r}, which is not a claim 'a op b = c'.",
-            setup + "print(False)  # no claim of the form 'a op b = c'",
+            f"Paragraph {k} reads {step.strip()!r}, which is not a claim 'a op b = c' carrying out {what}.",
+            "print(False)  # no claim of the form 'a op b = c'",
         )
-    written = f"{claim.left} {claim.op} {claim.right} = {claim.result}"
-    text = f"Paragraph {k} claims {written}"
-    call = f'check({k}, "{written}")' if claim.answer is None else f'check({k}, "{written}", {claim.answer})'
-    if claim.answer is not None:
-        text += f" and the answer {claim.answer}"
-    text += "."
-    n_ops = len(chain.ops)
+    if k > n_ops:
+        return _Review(
+            f"Paragraph {k} claims {claim.sentence()}, but the problem has only {n_ops} operations.",
+            f"print({k} <= {n_ops})  # paragraph number <= number of operations",
+        )
+    op, b = chain.ops[k - 1], chain.operands[k]
+    previous, value = _expression(chain, k - 1), _expression(chain, k)
+    text = f"Paragraph {k} claims {claim.left} {claim.op} {claim.right} = {claim.result}; operation {k} of the problem is {value}."
+    expected_answer = "None"
+    if k < n_ops:
+        if claim.answer is not None:
+            text += f" It states an answer, {claim.answer}, with {n_ops - k} operation(s) left."
+    elif is_last:
+        expected_answer = value
+        text += " It is the last one, so its answer must be that value."
+    elif claim.answer is not None:
+        expected_answer = value
+        text += " Its answer must be that value."
+    lines = [
+        f"claim = {claim.as_tuple()}  # left, operator, right, result, answer",
+        f'truth = ({previous}, "{op}", {b}, {value}, {expected_answer})',
+        "print(claim == truth)",
+    ]
     if is_last and n_paragraphs is not None and n_paragraphs < n_ops:
         text += f" The solution ends here, after {n_paragraphs} of the problem's {n_ops} operations."
-        return _Review(text, setup + f"print({call} and {n_paragraphs} >= {n_ops})  # the solution must finish")
-    return _Review(text, setup + f"print({call})")
+        lines[-1] = f"print(claim == truth and {n_paragraphs} >= {n_ops})  # the solution must finish"
+    return _Review(text, "\n".join(lines))
 
 
 def review_text(problem: str, steps: Sequence[str], k: int) -> str:
@@ -358,8 +364,6 @@ class WorldTeacher:
             return VERIFY_PREFIX
         if turn.endswith(analyze_prefix(t)):
             return self._per_step_review(ctx).analysis + "\n" + ANALYZE_STOP
-        if turn.endswith(prompt_prefix(analyze_prefix(t))):  # the verifier's prompt: the space is generated
-            return " " + self._per_step_review(ctx).analysis + "\n" + ANALYZE_STOP
         if turn == "":
             return analyze_prefix(t)
         log.warning("world teacher: unrecognised stage of turn %d (ends %r); writing the judgement", t, turn[-40:])
