@@ -83,6 +83,7 @@ from genprm.conversation import (
     VERIFY_PREFIX,
     analyze_prefix,
     judgement,
+    prompt_prefix,
 )
 from genprm.engine.base import Completion, EngineError, FinishReason, GenerationRequest
 from genprm.engine.prompts import cut_at_stop
@@ -364,6 +365,8 @@ class WorldTeacher:
             return VERIFY_PREFIX
         if turn.endswith(analyze_prefix(t)):
             return self._per_step_review(ctx).analysis + "\n" + ANALYZE_STOP
+        if turn.endswith(prompt_prefix(analyze_prefix(t))):  # the verifier's prompt: the space is generated
+            return " " + self._per_step_review(ctx).analysis + "\n" + ANALYZE_STOP
         if turn == "":
             return analyze_prefix(t)
         log.warning("world teacher: unrecognised stage of turn %d (ends %r); writing the judgement", t, turn[-40:])
