@@ -146,6 +146,10 @@ def test_killed_run_resumes_from_last_checkpoint(base_model, examples, tmp_path)
     report = train_sft(examples, tmp_path / "model", cfg.model_copy(update={"lr": 1e-3}),
                        checkpoint_dir=tmp_path / "ck")
     assert report["resumed_from"] is None and report["steps"] == 6
+    # another budget is another run (the lr schedule depends on it): a checkpoint past it is not resumed
+    report = train_sft(examples, tmp_path / "model", cfg.model_copy(update={"lr": 1e-3, "max_steps": 4}),
+                       checkpoint_dir=tmp_path / "ck")
+    assert report["resumed_from"] is None and report["steps"] == 4
 
 
 def test_stage_writes_models_metrics_plot_and_mlflow_run(base_model, examples, tmp_path, monkeypatch, repo):

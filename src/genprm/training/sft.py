@@ -60,9 +60,14 @@ def build_dataset(examples: list[SFTExample], tokenizer, cfg: TrainingConfig):
 
 
 def fingerprint(cfg: TrainingConfig, dataset) -> str:
-    """Hash of everything a checkpoint depends on (settings but the budget/logging, and the data)."""
+    """Hash of everything a checkpoint depends on (every setting but checkpointing/logging, and the data).
+
+    The budget is part of it: the learning-rate schedule depends on ``max_steps``, so a run with
+    another budget is another run (resuming it would neither equal an uninterrupted run nor stop
+    at the new budget when the checkpoint is already past it).
+    """
     h = hashlib.sha256()
-    h.update(json.dumps(cfg.model_dump(exclude={"max_steps", "save_steps", "logging_steps", "save_total_limit"}),
+    h.update(json.dumps(cfg.model_dump(exclude={"save_steps", "logging_steps", "save_total_limit"}),
                         sort_keys=True).encode())
     for row in dataset:
         h.update(json.dumps([row["input_ids"], row["labels"]]).encode())
