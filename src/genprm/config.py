@@ -95,16 +95,23 @@ class EngineConfig(Section):
         model.model_validate({**stage_model, **self.settings})
         return self
 
-    def create(self, model: str | os.PathLike | None = None):
-        """The generator, with ``model`` (the stage's default) unless ``settings.model`` names one."""
-        from genprm.engine import create_generator, settings_model
+    def resolved_settings(self, model: str | os.PathLike | None = None) -> dict[str, Any]:
+        """The settings with ``model`` (the stage's default) filled in when the backend takes one
+        and ``settings.model`` does not name one."""
+        from genprm.engine import settings_model
 
         settings = dict(self.settings)
         if "model" in settings_model(self.backend).model_fields and "model" not in settings:
             if model is None:
                 raise ValueError(f"the {self.backend!r} engine needs a model: pass one or set engine.settings.model")
             settings["model"] = str(model)
-        return create_generator(self.backend, **settings)
+        return settings
+
+    def create(self, model: str | os.PathLike | None = None):
+        """The generator, with ``model`` (the stage's default) unless ``settings.model`` names one."""
+        from genprm.engine import create_generator
+
+        return create_generator(self.backend, **self.resolved_settings(model))
 
 
 class SamplingConfig(Section):

@@ -45,23 +45,13 @@ class _LazyGenerator:
             self.gen.close()
 
 
-def _settings(cfg: RolloutConfig | MonteCarloConfig, model: str | Path | None) -> dict:
-    """Engine settings with the model folder (``settings.model`` in the config wins)."""
-    settings = dict(cfg.engine.settings)
-    if "model" not in settings:
-        if model is None:
-            raise ValueError("no model: pass the model folder or set engine.settings.model")
-        settings["model"] = str(model)
-    return settings
-
-
 def _factory(cfg: RolloutConfig | MonteCarloConfig, model: str | Path | None) -> Callable[[], Any]:
     return lambda: cfg.engine.create(model)
 
 
 def _identity(stage: str, cfg: RolloutConfig | MonteCarloConfig, model: str | Path | None) -> dict:
     """What a stage's shards depend on: the config, the model and the model folder's content."""
-    settings = _settings(cfg, model)
+    settings = cfg.engine.resolved_settings(model)
     return {"stage": stage, **cfg.model_dump(mode="json"), "settings": settings,
             "model_stamp": folder_stamp(settings["model"])}
 

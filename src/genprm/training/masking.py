@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from genprm.conversation import judgement
+
 __all__ = ["IGNORE", "trained_char_spans", "tokenize_example", "trained_text", "judgement_tokens", "weighted_lm_loss"]
 
 IGNORE = -100
@@ -126,8 +128,6 @@ def judgement_tokens(tokenizer) -> tuple[int, tuple[int, int]]:
     Read off the tokenizer by comparing the tokens of ``judgement(True)`` and ``judgement(False)``;
     a tokenizer that does not give the verdict one token of its own is an error.
     """
-    from genprm.conversation import judgement
-
     yes = tokenizer(judgement(True), add_special_tokens=False)["input_ids"]
     no = tokenizer(judgement(False), add_special_tokens=False)["input_ids"]
     i = next((k for k, (a, b) in enumerate(zip(yes, no)) if a != b), None)

@@ -363,10 +363,9 @@ class WorldTeacher:
             return self._per_step_review(ctx).code + CODE_STOP
         if turn.endswith(ANALYZE_STOP):
             return VERIFY_PREFIX
-        if turn.endswith(analyze_prefix(t)):
-            return self._per_step_review(ctx).analysis + "\n" + ANALYZE_STOP
-        if turn.endswith(prompt_prefix(analyze_prefix(t))):  # the verifier's prompt: the space is generated
-            return " " + self._per_step_review(ctx).analysis + "\n" + ANALYZE_STOP
+        if prompt_prefix(turn).endswith(prompt_prefix(analyze_prefix(t))):  # the verifier's prompt ends before the space
+            space = "" if turn.endswith(analyze_prefix(t)) else " "
+            return space + self._per_step_review(ctx).analysis + "\n" + ANALYZE_STOP
         if turn == "":
             return analyze_prefix(t)
         log.warning("world teacher: unrecognised stage of turn %d (ends %r); writing the judgement", t, turn[-40:])
