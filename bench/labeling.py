@@ -8,8 +8,10 @@ completer (the world policy). Runs:
   sampling (the pipeline's code path); every completion's correctness is recorded;
 - ``paired_*``: the adaptive stopping rule replayed on the first n of those very completions
   (:func:`genprm.labeling.adaptive.replay_adaptive`): the same sample stream, so every label
-  difference is the rule's doing. The target is measured here (``paired_headline``), next to
-  ablations of the rule and the rule this repository had before (``paired_previous_rule``);
+  difference is the rule's doing. The target is measured here (``paired_headline``: the CLI's
+  rule, by default :class:`genprm.labeling.config.AdaptiveConfig`'s joint rule), next to
+  ablations of it and the earlier rules (``paired_guard_rule*``: each step's denominator final
+  and guarded; ``paired_first_rule``: neither zero event nor guard);
 - ``fresh_headline``: a real adaptive run (``estimate_values(adaptive=...)``, its own samples,
   the pipeline's code path): completions and seconds;
 - ``fixed_dynamic_k_seed1``: the fixed scheme again with another seed. Fresh samples disagree
@@ -20,7 +22,7 @@ Target (the labeling issue, item 4): at least 3x fewer completions than the fixe
 least 97% of RPE labels (epsilon 0.8, the training label) identical, paired. Hard-label agreement
 is reported next to it.
 
-Run (about 2.5 minutes on 2 cores, 1 torch thread, at 100 solutions)::
+Run (about 2 minutes on 2 cores, 1 torch thread, at 100 solutions)::
 
     PYTHONPATH=src python bench/labeling.py --solutions data/rollout/solutions.jsonl \\
         --problems data/prepared/train.jsonl --policy models/policy --n-solutions 100
@@ -38,7 +40,7 @@ import time
 from pathlib import Path
 
 from genprm.engine import create_generator
-from genprm.labeling.adaptive import JEFFREYS, UNIFORM, replay_adaptive
+from genprm.labeling.adaptive import JEFFREYS, UNIFORM, StoppingRule, replay_adaptive
 from genprm.labeling.config import DEFAULT_K_THRESHOLDS, AdaptiveConfig
 from genprm.labeling.labels import apply_labels, quality_metrics
 from genprm.labeling.montecarlo import check_k_thresholds, estimate_values
@@ -65,20 +67,27 @@ def _agreements(ref, other) -> dict:
     return {f"{name}_identical_pct": _agreement(ref, other, name) for name in ("rpe", "hard", "difference")}
 
 
+GUARD_RULE = dict(denominator="guard", chunk=4, first_chunk=None, confidence=0.95, bound="predictive",
+                  prior=UNIFORM, zero_event="relevant", denominator_guard=0.2)
+"""The rule before the joint one: each step's denominator final, guarded for the next step."""
+
+
 def _variants(head: dict) -> dict[str, dict]:
-    """The headline rule (the CLI's settings) and its ablations, as ``replay_adaptive`` keywords."""
+    """The headline rule (the CLI's settings) and its ablations, as :class:`StoppingRule` keywords."""
     return {
         "headline": head,
-        "no_denominator_guard": {**head, "denominator_guard": None},
+        "exact_only": {**head, "confidence": None},
         "zero_event_never": {**head, "zero_event": "never"},
         "zero_event_always": {**head, "zero_event": "always"},
         "jeffreys_prior": {**head, "prior": JEFFREYS},
         "uniform_prior": {**head, "prior": UNIFORM},
-        "exact_only": {**head, "confidence": None},
-        "exchangeable": {**head, "bound": "exchangeable"},
-        "wilson": {**head, "bound": "wilson"},
-        "previous_rule": dict(chunk=8, confidence=0.99, bound="predictive", prior=JEFFREYS, zero_event="never",
-                              denominator_guard=None),
+        "equal_chunks": {**head, "first_chunk": None},
+        "guard_rule": GUARD_RULE,
+        "guard_rule_unguarded": {**GUARD_RULE, "denominator_guard": None},
+        "guard_rule_exchangeable": {**GUARD_RULE, "bound": "exchangeable"},
+        "guard_rule_wilson": {**GUARD_RULE, "bound": "wilson"},
+        "first_rule": dict(denominator="guard", chunk=8, first_chunk=None, confidence=0.99, bound="predictive",
+                           prior=JEFFREYS, zero_event="never", denominator_guard=None),
     }
 
 
@@ -102,10 +111,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="JSON [[bound, K], ...]; default: the paper's")
     defaults = AdaptiveConfig()
     ap.add_argument("--chunk", type=int, default=defaults.chunk)
+    ap.add_argument("--first-chunk", type=int, default=defaults.first_chunk, help="<= 0: the chunk")
     ap.add_argument("--confidence", type=float, default=defaults.confidence, help="<= 0: exact bound only")
     ap.add_argument("--bound", default=defaults.bound, choices=["predictive", "wilson", "exchangeable"])
     ap.add_argument("--prior", type=float, nargs=2, default=list(defaults.prior), metavar=("A", "B"))
     ap.add_argument("--zero-event", default=defaults.zero_event, choices=["relevant", "always", "never"])
+    ap.add_argument("--denominator", default=defaults.denominator, choices=["joint", "guard"])
     ap.add_argument("--denominator-guard", type=float, default=defaults.denominator_guard, help="< 0: off")
     ap.add_argument("--temperature", type=float, default=0.7)
     ap.add_argument("--max-tokens", type=int, default=96)
@@ -121,8 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     k_thresholds = [(float(b), int(k)) for b, k in args.k_thresholds]
     check_k_thresholds(k_thresholds)
     headline = AdaptiveConfig(
-        enabled=True, chunk=args.chunk, confidence=args.confidence if args.confidence > 0 else None, bound=args.bound,
-        epsilon=EPSILON, prior=tuple(args.prior), zero_event=args.zero_event,
+        enabled=True, chunk=args.chunk, first_chunk=args.first_chunk if args.first_chunk > 0 else None,
+        confidence=args.confidence if args.confidence > 0 else None, bound=args.bound,
+        epsilon=EPSILON, prior=tuple(args.prior), zero_event=args.zero_event, denominator=args.denominator,
         denominator_guard=args.denominator_guard if args.denominator_guard >= 0 else None,
     )
     head_rule = headline.model_dump(exclude={"enabled", "epsilon"})
@@ -161,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     }}
     for name, rule in _variants(head_rule).items():
         t0 = time.perf_counter()
-        replayed, used = replay_adaptive(outcomes, solutions, epsilon=EPSILON, k_thresholds=k_thresholds, **rule)
+        replayed, used = replay_adaptive(outcomes, solutions, k_thresholds=k_thresholds,
+                                         rule=StoppingRule(epsilon=EPSILON, **rule))
         replayed = apply_labels(replayed, epsilon=EPSILON, difference_threshold=DIFFERENCE)
         results[f"paired_{name}"] = {
             "rule": {**rule, "prior": list(rule["prior"])},
@@ -182,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             "reduction_x": round(n_fixed / max(1, stats["completions"]), 3),
             "seconds": stats["seconds"],
             "engine_calls": stats["engine_calls"],
+            "reopened_rounds": stats["reopened_rounds"],
             "vs_fixed_seed0": _agreements(fixed, values),
             "checker_rpe@0.8": quality_metrics(values, solutions)["rpe@0.8"],
         }

@@ -1,14 +1,17 @@
 """Adaptive Monte-Carlo: sample a step in chunks until what its value decides is settled (beyond the paper).
 
 The fixed scheme draws K completions (dynamic on MC(s_1)) for every step prefix. Here a step
-is sampled ``chunk`` completions at a time (looks at n = chunk, 2 chunk, ... < K) and stops at
-the first look where every decision its stored value feeds is settled; at n = K it stops in
-any case and then equals the fixed scheme. The reference is the fixed scheme *on the same
-sample stream*: C_K = c + X, where c of the first n draws were correct and X counts the
-K - n draws the fixed scheme would still make. A step's stored value c / n feeds:
+is sampled a few completions at a time (looks at n = first_chunk, first_chunk + chunk, ... < K;
+by default 4, 12, 20, ...) and stops at the first look where every decision its stored value
+feeds is settled; at n = K it stops in any case and then equals the fixed scheme. The
+reference is the fixed scheme *on the same sample stream*: C_K = c + X, where c of the first
+n draws were correct and X counts the K - n draws the fixed scheme would still make. A
+step's stored value c / n feeds:
 
-1. **its RPE label** (always): label 1 iff C_K / K >= tau, tau = epsilon * MC(s_t) (the stored
-   value of the previous step, or MC(s_1)). Settled by
+1. **its RPE label** (always): label 1 iff C_K / K >= epsilon * MC(s_t), MC(s_t) being the
+   previous step's value (or MC(s_1), which the rollout stage fixed). How the previous value
+   enters is ``denominator`` (below); with a final previous value tau = epsilon * MC(s_t) the
+   label is settled by
 
    - the **exact bound**: every X in [0, K - n] gives the same side
      (``c / K >= tau`` or ``(c + K - n) / K < tau``); then the label *is* the fixed label;
@@ -22,28 +25,39 @@ K - n draws the fixed scheme would still make. A step's stored value c / n feeds
    For the last sampled step of an incorrect solution a stored 0 changes no RPE label, so
    it is not required there (``zero_event="always"`` requires it everywhere, for hard labels);
 
-3. **the next RPE label's denominator**, when the next step is sampled (t < T - 1), with
-   ``denominator_guard`` g set: the next label compares MC(s_{t+1}, a_{t+1}) with
-   epsilon * (c / n), the fixed scheme with epsilon * C_K / K. Early stops happen on
-   extreme runs (4 of 4 stores 1.0 for a step at 0.7), and an overstated denominator turns
-   the next *correct* step (one that leaves MC unchanged) into a 0. The guard stops only if
-   P(a neutral next step, K fresh draws at this step's own p, gets a different RPE label
-   against c / n than against C_K / K) <= g, under the prior below (computed exactly: the
-   joint law of X and the next step's count is a bivariate Beta-Binomial).
+3. **the next RPE label's denominator**. Early stops happen on extreme runs (4 of 4 stores
+   1.0 for a step at 0.7), and an overstated denominator turns the next *correct* step (one
+   that leaves MC unchanged) into a 0. Two ways to handle it (``denominator``):
+
+   - ``"joint"`` (default): the label of step t >= 2 is settled on both counts at once. Its
+     stored label compares c / n with epsilon * c' / n' (the previous step's counts); the
+     fixed label compares C_K with epsilon * C'_K, each rest drawn from its own
+     Beta(prior + data) posterior predictive. Stop when P(they differ) <= 1 - confidence
+     (:func:`joint_flip_probability`, exact sums; exactly 0 is the exact bound). While it is
+     open, the count whose gap to its fixed-K share weighs more on the label gets the next
+     chunk: this step, or the previous one *again* (:func:`spread`; the previous step's
+     weighs epsilon^2 times its own). A previous step's value may so grow more precise after
+     its own label was settled; that label is then recomputed from the larger sample, like
+     every label, from the stored values. Only the predictive bound applies.
+   - ``"guard"``: the previous value is final when the step starts. A step whose next step is
+     sampled stops only if P(a neutral next step, K fresh draws at this step's own p, gets a
+     different RPE label against c / n than against C_K / K) <= ``denominator_guard``
+     (:func:`neutral_flip_probability`: the joint law of X and the next step's count is a
+     bivariate Beta-Binomial). It bounds neutral next steps only.
 
 Confidence bounds (``alpha = 1 - confidence``; J = number of looks before K):
 
-- ``"predictive"`` (default): Bayesian. With p ~ Beta(prior) (uniform Beta(1, 1) by
+- ``"predictive"`` (default): Bayesian. With p ~ Beta(prior) (Jeffreys' Beta(1/2, 1/2) by
   default), stop when the posterior-predictive probability that C_K lands on the other side
   of tau is <= alpha. *Statement*: under that model, for every look schedule, the
   probability that the adaptive label differs from the fixed-K label on the same stream
   (given the same denominator) is <= alpha - a posterior probability stays calibrated at a
   data-dependent stopping time (optional stopping), so no correction for repeated looks is
   needed. It is a statement about agreement with the fixed scheme, which is what the
-  benchmark measures; it holds on average over p ~ prior, not for every p. The uniform
-  prior is the default because Jeffreys' Beta(1/2, 1/2) was overconfident at c = n on the
-  world (after 8 of 8 correct, the share of the remaining draws was below 0.8 for 12% of steps;
-  Jeffreys predicts 5%, uniform 13%).
+  benchmark measures; it holds on average over p ~ prior, not for every p (Jeffreys' prior
+  is overconfident at c = n on the world: after 8 of 8 correct the share of the remaining
+  draws was below 0.8 for 12% of steps, Jeffreys predicts 5%, uniform 13%; the joint rule's
+  confidence was chosen with that prior, see below).
 - ``"exchangeable"``: frequentist and prior-free. Given the fixed-K total C, the first n of
   K exchangeable draws are hypergeometric, whatever p. Stop with label 0 if
   P(<= c successes | C = r) <= alpha / J for r the smallest label-1 total (then for every
@@ -56,30 +70,20 @@ Confidence bounds (``alpha = 1 - confidence``; J = number of looks before K):
   stop labels the side of the true MC value (not of the fixed-K estimate: when the true
   value is near tau the fixed scheme itself is a coin flip).
 
-Every bound only stops on the side of the stored value: a settled label equals
-``c / n >= tau``, so labels stay a pure function of stored values
-(:mod:`genprm.labeling.labels`). Hard and difference labels are not targeted (hard labels
-only through ``zero_event="always"``).
+Every bound only stops on the side of the stored values: a settled label is the label of
+the stored values, so labels stay a pure function of them (:mod:`genprm.labeling.labels`).
+Hard and difference labels are not targeted (hard labels only through
+``zero_event="always"``). Fresh samples are not the fixed run's samples: two fixed runs with
+different seeds already disagree on some labels (``bench/labeling.py`` reports that noise
+floor next to the paired comparison).
 
-What is *not* covered: the denominator guard bounds neutral next steps only; a next step
-whose true ratio is itself close to epsilon can still flip. And fresh samples are not the
-fixed run's samples: two fixed runs with different seeds already disagree on some labels
-(``bench/labeling.py`` reports that noise floor next to the paired comparison).
+Measured (``bench/labeling.py``; world, paper K, paired on the same sample stream): see
+:data:`DEFAULT_CONFIDENCE` for how the default was chosen and what it gives.
 
-Measured (world, paper K, same sample stream; 400 kept solutions, 1,200 labels, 300 of them
-used to choose the guard level): this rule with chunk 4, confidence 0.95, guard 0.2 used 3.02x
-fewer completions than the fixed scheme with 97.4% of RPE labels (98.3% of hard labels)
-identical - on the benchmark's 100 alone 2.87x at 96.1%, so the issue's target (3x at 97%) is
-at the edge of what it reaches; the rule this module had before (Jeffreys prior, chunk 8,
-confidence 0.99, no zero event or guard) 2.5x at 96.5% (95.3%).
-Nearly all remaining differences come through early-stopped denominators: replayed with the
-fixed run's own denominators (not implementable) the same rule gives about 3.2-3.5x at 98.7-98.8%.
-Sampling a denominator step again while its next step is open would need ``montecarlo.py`` to
-re-open earlier waves.
-
-Batching: each chunk round is one engine call over all unsettled steps of the wave; round r
-of a step uses seed ``prefix_seed(seed, solution_id, t, r)``. :func:`replay_adaptive` runs the
-same rule on the first n of the very completions a fixed run drew (a paired comparison).
+Batching: each round is one engine call over all open steps of the wave (a step's request
+may be its previous step's next chunk); round r of a step uses seed
+``prefix_seed(seed, solution_id, t, r)``. :func:`replay_adaptive` runs the same rule on the
+first n of the very completions a fixed run drew (a paired comparison).
 """
 
 from __future__ import annotations
@@ -99,9 +103,14 @@ from genprm.records import Solution, StepValues
 __all__ = [
     "BOUNDS",
     "ZERO_EVENTS",
+    "DENOMINATORS",
     "UNIFORM",
     "JEFFREYS",
+    "DEFAULT_CONFIDENCE",
     "DEFAULT_DENOMINATOR_GUARD",
+    "STOP",
+    "MORE",
+    "PARENT",
     "z_value",
     "wilson_interval",
     "predictive_one",
@@ -110,6 +119,8 @@ __all__ = [
     "settled_decision",
     "zero_settled",
     "neutral_flip_probability",
+    "joint_flip_probability",
+    "spread",
     "look_schedule",
     "StoppingRule",
     "adaptive_sample",
@@ -118,12 +129,24 @@ __all__ = [
 
 BOUNDS = ("predictive", "wilson", "exchangeable")
 ZERO_EVENTS = ("relevant", "always", "never")
+DENOMINATORS = ("joint", "guard")
 UNIFORM: tuple[float, float] = (1.0, 1.0)
 JEFFREYS: tuple[float, float] = (0.5, 0.5)
+DEFAULT_CONFIDENCE = 0.88
+"""The joint rule's confidence (with Jeffreys' prior, looks at 4, 12, 20, ...), chosen on paired replays
+(``bench/labeling.py``, paper K) of two sets of 300 kept world solutions disjoint from the benchmark's 100:
+
+- rollouts of an earlier, less trained world policy, whose step values sit near the RPE threshold
+  more often: 3.42x fewer completions than the fixed scheme with 97.65% of RPE labels identical
+  (0.86: 3.70x at 96.5%; 0.90: 3.25x at 97.4%); on the held-out 100 of the same policy 3.29x at 97.4%,
+  where the guard rule (``denominator="guard"``, chunk 4, confidence 0.95, uniform prior, guard 0.2)
+  gave 2.87x at 96.1%;
+- the pipeline's own rollouts (the default world): 6.05x at 99.45%; on the benchmark's 100: 5.65x at
+  100% (hard labels 98.7%), the guard rule 3.84x at 100%.
+"""
 DEFAULT_DENOMINATOR_GUARD = 0.2
-"""The guard level of :func:`adaptive_sample`. Chosen with chunk 4 and confidence 0.95 on 300 kept world
-solutions disjoint from the benchmark's subset (paper K, paired): 3.08x fewer completions, 97.9% of RPE
-labels identical (0.1: 2.4x, 98.9%; none: 3.3x, 97.0%)."""
+"""The guard level of ``denominator="guard"`` (chunk 4, confidence 0.95, uniform prior), chosen on the first
+set above: 3.08x fewer completions, 97.9% of RPE labels identical (0.1: 2.4x, 98.9%; none: 3.3x, 97.0%)."""
 
 log = logging.getLogger(__name__)
 
@@ -313,45 +336,108 @@ def neutral_flip_probability(correct: int, n: int, k: int, epsilon: float, prior
     return _neutral_flip(correct, n, k, float(epsilon), a0, b0)
 
 
-def look_schedule(k: int, chunk: int) -> list[int]:
-    """Sample counts at which a step with budget ``k`` is looked at: chunk, 2 chunk, ..., k."""
-    if chunk < 1:
-        raise ValueError(f"chunk must be >= 1, got {chunk}")
-    return [*range(chunk, k, chunk), k]
+@lru_cache(maxsize=65536)
+def _joint_flip(cp: int, np_: int, c: int, n: int, k: int, epsilon: float, a0: float, b0: float) -> float:
+    import numpy as np
+    from scipy.stats import betabinom
+
+    prev_rest = np.arange(k - np_ + 1)  # draws the fixed scheme still makes at the previous step
+    rest = np.arange(k - n + 1)  # ... and at this step
+    p_prev = betabinom.pmf(prev_rest, k - np_, cp + a0, np_ - cp + b0)
+    p_cur = betabinom.pmf(rest, k - n, c + a0, n - c + b0)
+    fixed = (c + rest)[None, :] >= epsilon * (cp + prev_rest)[:, None] - TOLERANCE * k
+    stored = c / n >= epsilon * cp / np_ - TOLERANCE
+    return float(np.outer(p_prev, p_cur)[fixed != stored].sum())
+
+
+def joint_flip_probability(
+    prev_correct: int, prev_n: int, correct: int, n: int, k: int, epsilon: float, prior: Sequence[float] = UNIFORM
+) -> float:
+    """P(the fixed-K RPE label of a step differs from the label of the stored values), both counts still open.
+
+    The step's label compares its value with ``epsilon`` times the previous step's value. Stored:
+    ``correct / n`` against ``prev_correct / prev_n``; fixed: C_K / K against C'_K / K, where the
+    rest of each budget is drawn from its own Beta(prior + data) posterior predictive
+    (independent steps). Exactly 0 when every possible rest of both budgets gives the stored label.
+    """
+    if not (0 < prev_correct <= prev_n <= k and 0 <= correct <= n <= k and n > 0):
+        raise ValueError(f"need 0 < prev_correct <= prev_n <= k and 0 <= correct <= n <= k, n > 0; got "
+                         f"prev=({prev_correct}, {prev_n}) step=({correct}, {n}) k={k}")
+    a0, b0 = _check_prior(prior)
+    return _joint_flip(prev_correct, prev_n, correct, n, k, float(epsilon), a0, b0)
+
+
+def spread(correct: int, n: int, k: int, prior: Sequence[float] = UNIFORM) -> float:
+    """Posterior variance of the gap between a stored share ``correct / n`` and the fixed-K share (0 at n = k)."""
+    a0, b0 = _check_prior(prior)
+    a, b = correct + a0, n - correct + b0
+    return a * b / (a + b) ** 2 * (k - n) / (k * n)
+
+
+def look_schedule(k: int, chunk: int, first: int | None = None) -> list[int]:
+    """Sample counts at which a step with budget ``k`` is looked at: first, first + chunk, ..., k.
+
+    ``first`` defaults to ``chunk`` (looks at chunk, 2 chunk, ..., k).
+    """
+    first = chunk if first is None else first
+    if chunk < 1 or first < 1:
+        raise ValueError(f"chunk and first must be >= 1, got chunk={chunk} first={first}")
+    return [*range(first, k, chunk), k]
+
+
+STOP, MORE, PARENT = "stop", "more", "parent"
+"""What a step does after a look (:meth:`StoppingRule.decide`): stop, sample it again, sample the previous step again."""
 
 
 @dataclass(frozen=True)
 class StoppingRule:
-    """The rule of the module docstring; :meth:`stop` decides one look of one step."""
+    """The rule of the module docstring; :meth:`decide` decides one look of one step."""
 
     epsilon: float = 0.8
-    confidence: float | None = 0.95
+    confidence: float | None = DEFAULT_CONFIDENCE
     bound: str = "predictive"
-    prior: tuple[float, float] = UNIFORM
+    prior: tuple[float, float] = JEFFREYS
     zero_event: str = "relevant"
+    denominator: str = "joint"
     denominator_guard: float | None = DEFAULT_DENOMINATOR_GUARD
-    chunk: int = 4
+    chunk: int = 8
+    first_chunk: int | None = 4
 
     def __post_init__(self) -> None:
         if self.bound not in BOUNDS:
             raise ValueError(f"unknown bound {self.bound!r}; known: {', '.join(BOUNDS)}")
         if self.zero_event not in ZERO_EVENTS:
             raise ValueError(f"unknown zero_event {self.zero_event!r}; known: {', '.join(ZERO_EVENTS)}")
+        if self.denominator not in DENOMINATORS:
+            raise ValueError(f"unknown denominator {self.denominator!r}; known: {', '.join(DENOMINATORS)}")
+        if self.denominator == "joint" and self.bound != "predictive":
+            raise ValueError(f"denominator='joint' settles labels with the predictive bound; bound={self.bound!r} "
+                             "needs denominator='guard'")
         if self.confidence is not None and not 0.0 < self.confidence < 1.0:
             raise ValueError(f"confidence must be in (0, 1), got {self.confidence}")
         if self.denominator_guard is not None and not 0.0 <= self.denominator_guard <= 1.0:
             raise ValueError(f"denominator_guard must be in [0, 1], got {self.denominator_guard}")
-        if self.chunk < 1:
-            raise ValueError(f"chunk must be >= 1, got {self.chunk}")
+        if self.chunk < 1 or (self.first_chunk is not None and self.first_chunk < 1):
+            raise ValueError(f"chunk and first_chunk must be >= 1, got {self.chunk} and {self.first_chunk}")
         _check_prior(self.prior)
 
+    @classmethod
+    def from_config(cls, cfg) -> StoppingRule:
+        """The rule of an :class:`genprm.labeling.config.AdaptiveConfig` (its fields but ``enabled``)."""
+        return cls(**{f: getattr(cfg, f) for f in cls.__dataclass_fields__})
+
     def looks(self, k: int) -> list[int]:
-        return look_schedule(k, self.chunk)
+        return look_schedule(k, self.chunk, self.first_chunk)
+
+    def _zero_needed(self, t: int, n_steps: int, solution_correct: bool) -> bool:
+        later_sampled = t < n_steps - 1
+        return {"relevant": later_sampled or solution_correct, "always": True, "never": False}[self.zero_event]
 
     def stop(self, correct: int, n: int, k: int, prev: float, *, t: int, n_steps: int, solution_correct: bool) -> bool:
         """Whether step ``t`` (1-based) of a solution with ``n_steps`` steps stops at ``correct`` of ``n``.
 
-        ``prev`` is MC(s_t), the stored value before the step (MC(s_1) for t = 1).
+        ``prev`` is MC(s_t), the stored value before the step (MC(s_1) for t = 1), taken as final
+        (with ``denominator="guard"`` this step's own denominator guard protects the next step).
         """
         if n >= k:
             return True
@@ -359,52 +445,85 @@ class StoppingRule:
         opts = dict(looks=looks, prior=self.prior)
         if settled_decision(correct, n, k, self.epsilon * prev, self.confidence, self.bound, **opts) is None:
             return False
-        later_sampled = t < n_steps - 1
         if correct == 0:
-            needed = {"relevant": later_sampled or solution_correct, "always": True, "never": False}[self.zero_event]
-            return not needed or zero_settled(n, k, self.confidence, self.bound, **opts)
-        if self.denominator_guard is not None and later_sampled:
+            return not self._zero_needed(t, n_steps, solution_correct) or zero_settled(
+                n, k, self.confidence, self.bound, **opts)
+        if self.denominator == "guard" and self.denominator_guard is not None and t < n_steps - 1:
             return neutral_flip_probability(correct, n, k, self.epsilon, self.prior) <= self.denominator_guard
         return True
+
+    def decide(
+        self, correct: int, n: int, k: int, prev: float, *, t: int, n_steps: int, solution_correct: bool,
+        parent: tuple[int, int] | None = None,
+    ) -> str:
+        """:data:`STOP`, :data:`MORE` or :data:`PARENT` for step ``t`` at ``correct`` of ``n``.
+
+        ``parent``: (correct, n) of the previous step when it was sampled (t >= 2). With
+        ``denominator="joint"`` the label is settled on both counts at once
+        (:func:`joint_flip_probability` <= 1 - confidence; exactly 0 without a confidence); while
+        it is open, the count whose gap to its fixed-K share weighs more on the label (its
+        :func:`spread`, the previous step's times epsilon squared) gets the next chunk. Otherwise
+        (``"guard"``, or no parent) this is :meth:`stop` with ``prev`` as the denominator.
+        """
+        if self.denominator != "joint" or parent is None:
+            return STOP if self.stop(correct, n, k, prev, t=t, n_steps=n_steps, solution_correct=solution_correct) \
+                else MORE
+        prev_correct, prev_n = parent
+        if n >= k and prev_n >= k:
+            return STOP
+        flip = joint_flip_probability(prev_correct, prev_n, correct, n, k, self.epsilon, self.prior)
+        if flip > (0.0 if self.confidence is None else 1.0 - self.confidence):
+            if n >= k or (prev_n < k and self.epsilon ** 2 * spread(prev_correct, prev_n, k, self.prior)
+                          > spread(correct, n, k, self.prior)):
+                return PARENT
+            return MORE
+        if correct == 0 and n < k and self._zero_needed(t, n_steps, solution_correct):
+            looks = max(1, len(self.looks(k)) - 1)
+            if not zero_settled(n, k, self.confidence, self.bound, looks=looks, prior=self.prior):
+                return MORE
+        return STOP
 
 
 def adaptive_sample(
     generator: Generator,
     jobs: Sequence[PrefixJob],
     *,
-    chunk: int,
-    confidence: float | None,
-    epsilon: float,
-    bound: str = "predictive",
+    rule: StoppingRule,
     seed: int,
     temperature: float,
     top_p: float,
     max_tokens: int,
     max_requests_per_call: int,
     stats: SamplingStats,
-    prior: Sequence[float] = UNIFORM,
-    zero_event: str = "relevant",
-    denominator_guard: float | None = DEFAULT_DENOMINATOR_GUARD,
 ) -> None:
-    """Sample ``jobs`` (one wave) in rounds of ``chunk`` until each one stops (:class:`StoppingRule`); fills their counts."""
-    rule = StoppingRule(epsilon=epsilon, confidence=confidence, bound=bound, prior=tuple(prior),
-                        zero_event=zero_event, denominator_guard=denominator_guard, chunk=chunk)
+    """Sample ``jobs`` (one wave) in rounds until each one stops (:meth:`StoppingRule.decide`); fills their counts.
+
+    A job's ``parent`` (the same solution's previous step, under ``denominator="joint"``) may
+    be sampled again in a round; its counts then change with it.
+    """
     open_jobs = list(jobs)
+    requests = [(j, min(rule.looks(j.k)[0], j.k - j.sampled)) for j in open_jobs]
     round_ = 0
-    while open_jobs:
-        ns = [min(chunk, j.k - j.sampled) for j in open_jobs]
+    while requests:
         sample_prefixes(
-            generator, open_jobs, ns, seed=seed, round_=round_, temperature=temperature, top_p=top_p,
-            max_tokens=max_tokens, max_requests_per_call=max_requests_per_call, stats=stats,
+            generator, [j for j, _ in requests], [m for _, m in requests], seed=seed, temperature=temperature,
+            top_p=top_p, max_tokens=max_tokens, max_requests_per_call=max_requests_per_call, stats=stats,
         )
-        still = []
+        still, requests, reopened = [], [], 0
         for j in open_jobs:
-            if rule.stop(j.correct, j.sampled, j.k, j.prev, t=j.t, n_steps=len(j.solution.steps),
-                         solution_correct=bool(j.solution.correct)):
+            parent = (j.parent.correct, j.parent.sampled) if j.parent is not None else None
+            action = rule.decide(j.correct, j.sampled, j.k, j.prev, t=j.t, n_steps=len(j.solution.steps),
+                                 solution_correct=bool(j.solution.correct), parent=parent)
+            if action == STOP:
                 j.settled = True
-            else:
-                still.append(j)
-        log.debug("adaptive round %d: %d of %d steps still open", round_, len(still), len(open_jobs))
+                continue
+            target = j.parent if action == PARENT else j
+            reopened += action == PARENT
+            stats.reopened += action == PARENT
+            still.append(j)
+            requests.append((target, min(rule.chunk, target.k - target.sampled)))
+        log.debug("adaptive round %d: %d of %d steps still open (%d sample their previous step)",
+                  round_, len(still), len(open_jobs), reopened)
         open_jobs = still
         round_ += 1
 
@@ -414,43 +533,43 @@ def replay_adaptive(
     solutions: Sequence[Solution],
     *,
     k_thresholds: Sequence[Sequence[float]],
-    chunk: int,
-    confidence: float | None,
-    epsilon: float,
-    bound: str = "predictive",
-    prior: Sequence[float] = UNIFORM,
-    zero_event: str = "relevant",
-    denominator_guard: float | None = DEFAULT_DENOMINATOR_GUARD,
+    rule: StoppingRule,
 ) -> tuple[list[StepValues], int]:
     """The adaptive scheme replayed on a fixed-K run's completions; returns values and completions used.
 
     ``outcomes`` comes from ``estimate_values(..., outcomes=d)`` without adaptive sampling.
     Every step the replay samples was sampled by the fixed run (a replayed path dies no later
     than the fixed one: C_K = 0 implies c = 0), and its first n outcomes stand in for n fresh
-    samples. Same rule and look schedule as :func:`adaptive_sample`.
+    samples. Same rule and look schedule as :func:`adaptive_sample`, re-opened previous steps included.
     """
-    rule = StoppingRule(epsilon=epsilon, confidence=confidence, bound=bound, prior=tuple(prior),
-                        zero_event=zero_event, denominator_guard=denominator_guard, chunk=chunk)
     values, used = [], 0
     for s in solutions:
         k = dynamic_k(mc_first_of(s), k_thresholds)
-        mc, ks = [0.0] * len(s.steps), [0] * len(s.steps)
-        prev, alive = mc_first_of(s), True
-        for t in range(1, len(s.steps)):
-            seq = outcomes[(s.id, t)]
-            if len(seq) != k:
-                raise ValueError(f"{s.id} step {t}: {len(seq)} outcomes recorded, the budget is {k}")
-            for n in rule.looks(k):
-                c = sum(seq[:n])
-                if rule.stop(c, n, k, prev, t=t, n_steps=len(s.steps), solution_correct=bool(s.correct)):
+        n_steps = len(s.steps)
+        streams: list[list[bool]] = []
+        ns = [0] * n_steps
+        alive = True
+        for t in range(1, n_steps):
+            streams.append(outcomes[(s.id, t)])
+            if len(streams[-1]) != k:
+                raise ValueError(f"{s.id} step {t}: {len(streams[-1])} outcomes recorded, the budget is {k}")
+            ns[t - 1] = min(rule.looks(k)[0], k)
+            while True:
+                c = sum(streams[t - 1][: ns[t - 1]])
+                parent = (sum(streams[t - 2][: ns[t - 2]]), ns[t - 2]) if t >= 2 else None
+                prev = mc_first_of(s) if parent is None else parent[0] / parent[1]
+                action = rule.decide(c, ns[t - 1], k, prev, t=t, n_steps=n_steps, solution_correct=bool(s.correct),
+                                     parent=parent)
+                if action == STOP:
                     break
-            mc[t - 1], ks[t - 1] = c / n, n
-            used += n
-            prev = c / n
+                at = t - 2 if action == PARENT else t - 1
+                ns[at] = min(ns[at] + rule.chunk, k)
             if c == 0:
                 alive = False
                 break
+        mc = [sum(seq[:n]) / n for seq, n in zip(streams, ns)] + [0.0] * (n_steps - len(streams))
         if alive:
             mc[-1] = 1.0 if s.correct else 0.0
-        values.append(StepValues(solution_id=s.id, problem_id=s.problem_id, mc_first=mc_first_of(s), mc=mc, k=ks))
+        used += sum(ns)
+        values.append(StepValues(solution_id=s.id, problem_id=s.problem_id, mc_first=mc_first_of(s), mc=mc, k=ns))
     return values, used

@@ -20,7 +20,8 @@ shares the prompt prefix across the K samples (vLLM prefix caching). Request see
 from (seed, solution id, t) only (:func:`prefix_seed`), never from batch position.
 
 With an :class:`genprm.labeling.config.AdaptiveConfig` that is enabled, each wave samples in
-chunks until the RPE decision is settled (:mod:`genprm.labeling.adaptive`).
+chunks until the RPE decision is settled (:mod:`genprm.labeling.adaptive`); a step of wave t
+may then sample its previous step (wave t - 1) again, whose stored value changes with it.
 
 Use::
 
@@ -113,10 +114,13 @@ class PrefixJob:
     k: int
     prev: float
     """MC(s_t): the value before this step (its RPE denominator)."""
+    parent: PrefixJob | None = None
+    """The same solution's previous step (t >= 2, adaptive sampling), which the step may sample again."""
     correct: int = 0
     sampled: int = 0
     settled: bool = False
     rounds: list[int] = field(default_factory=list)
+    """Completions drawn per sampling round; round r is seeded with ``prefix_seed(seed, id, t, r)``."""
     outcomes: list[bool] = field(default_factory=list)
     """Correctness of each completion, in sampling order."""
 
@@ -128,6 +132,8 @@ class PrefixJob:
 @dataclass
 class SamplingStats:
     completions: int = 0
+    reopened: int = 0
+    """Adaptive rounds in which a step sampled its previous step again (``denominator="joint"``)."""
     engine_calls: int = 0
     engine_seconds: float = 0.0
 
@@ -138,20 +144,23 @@ def sample_prefixes(
     ns: Sequence[int],
     *,
     seed: int,
-    round_: int,
     temperature: float,
     top_p: float,
     max_tokens: int,
     max_requests_per_call: int,
     stats: SamplingStats,
 ) -> None:
-    """Sample ``ns[i]`` completions for ``jobs[i]`` (batched), grade them, add to the job's counts."""
+    """Sample ``ns[i]`` completions for ``jobs[i]`` (batched), grade them, add to the job's counts.
+
+    Each job's request is its next sampling round (``len(job.rounds)``), so a step's sample stream
+    depends on its own history only, never on the batch it shares.
+    """
     from genprm.grading import extract_answer, grade_pairs
 
     requests = [
         completion_request(
             j.solution.problem, j.solution.steps, j.t, n=n, temperature=temperature, top_p=top_p,
-            max_tokens=max_tokens, seed=prefix_seed(seed, j.solution.id, j.t, round_),
+            max_tokens=max_tokens, seed=prefix_seed(seed, j.solution.id, j.t, len(j.rounds)),
         )
         for j, n in zip(jobs, ns)
     ]
@@ -234,8 +243,14 @@ def estimate_values(
         alive.append(True)
         budgets.append(dynamic_k(mc_first_of(s), k_thresholds))
     use_adaptive = adaptive is not None and adaptive.enabled
+    rule = None
+    if use_adaptive:
+        from genprm.labeling.adaptive import StoppingRule, adaptive_sample
+
+        rule = StoppingRule.from_config(adaptive)
     longest = max((len(s.steps) for s in solutions), default=0)
     waves = 0
+    last_job: dict[int, PrefixJob] = {}
     for t in progress(range(1, longest), desc="mc waves", total=max(0, longest - 1), unit="wave"):
         idx = [i for i, s in enumerate(solutions) if alive[i] and len(s.steps) > t]
         if not idx:
@@ -243,24 +258,24 @@ def estimate_values(
         waves += 1
         jobs = [
             PrefixJob(solutions[i], answers[solutions[i].problem_id] or "", t, budgets[i],
-                      mc_first_of(solutions[i]) if t == 1 else mc[i][t - 2])
+                      mc_first_of(solutions[i]) if t == 1 else mc[i][t - 2], parent=last_job.get(i))
             for i in idx
         ]
         common = dict(seed=seed, temperature=temperature, top_p=top_p, max_tokens=max_tokens,
                       max_requests_per_call=max_requests_per_call, stats=stats)
-        if use_adaptive:
-            from genprm.labeling.adaptive import adaptive_sample
-
-            adaptive_sample(generator, jobs, chunk=adaptive.chunk, confidence=adaptive.confidence,
-                            epsilon=adaptive.epsilon, bound=adaptive.bound, prior=adaptive.prior,
-                            zero_event=adaptive.zero_event, denominator_guard=adaptive.denominator_guard, **common)
+        if rule is not None:
+            adaptive_sample(generator, jobs, rule=rule, **common)
         else:
-            sample_prefixes(generator, jobs, [j.k for j in jobs], round_=0, **common)
+            sample_prefixes(generator, jobs, [j.k for j in jobs], **common)
         for i, job in zip(idx, jobs):
-            mc[i][t - 1] = job.value
-            ks[i][t - 1] = job.sampled
-            if outcomes is not None:
-                outcomes[(solutions[i].id, t)] = list(job.outcomes)
+            for step in (job.parent, job):  # a re-opened previous step changed too
+                if step is None:
+                    continue
+                mc[i][step.t - 1] = step.value
+                ks[i][step.t - 1] = step.sampled
+                if outcomes is not None:
+                    outcomes[(solutions[i].id, step.t)] = list(step.outcomes)
+            last_job[i] = job
             if job.correct == 0:
                 alive[i] = False
     out = []
@@ -283,6 +298,7 @@ def estimate_values(
         "seconds": round(seconds, 3),
         "completions_per_s": round(stats.completions / stats.engine_seconds, 2) if stats.engine_seconds else 0.0,
         "adaptive": use_adaptive,
+        "reopened_rounds": stats.reopened,
     }
     log.info("MC values: %d solutions, %d completions in %.1f s", len(solutions), stats.completions, seconds)
     return out, result
