@@ -9,7 +9,8 @@ persists across its steps, as in the released GenPRM code)::
         text, first_error = run_whole_solution_review(generator, session, problem, steps)
 
 :func:`run_per_step_review` follows the released GenPRM inference code, one assistant turn per
-step: ``analyze_prefix(t)`` -> generate until ``</analyze>\\n``; ``VERIFY_PREFIX`` -> generate
+step: ``analyze_prefix(t)`` (sent without its trailing space, :func:`~genprm.conversation.prompt_prefix`)
+-> generate until ``</analyze>\\n``; ``VERIFY_PREFIX`` -> generate
 until a code block closes (the code is executed and its ``[Code Output]`` appended) or the
 judgement closes (``</output>\\n``); after ``max_code_rounds`` executed blocks, or when a stage
 ends without its stop string (length or end of turn), the turn falls back to the analysis
@@ -34,7 +35,9 @@ from genprm.conversation import (
     VERIFY_PREFIX,
     analyze_prefix,
     build_messages,
+    join_generated,
     parse_judgement,
+    prompt_prefix,
 )
 from genprm.conversation import code_output_block as text_output_block
 from genprm.engine.base import Completion, GenerationRequest, Generator
@@ -116,9 +119,9 @@ def run_per_step_review(
                 include_stop=True,
             )
 
-        analysis = analyze_prefix(t)
-        done = _one(generator, request(analysis, (ANALYZE_STOP,)))
-        analysis += done.text
+        prefix = analyze_prefix(t)
+        done = _one(generator, request(prompt_prefix(prefix), (ANALYZE_STOP,)))
+        analysis = join_generated(prefix, done.text)
         turn, rounds, fallback = analysis, 0, done.stop_string != ANALYZE_STOP
         if not fallback:
             turn += VERIFY_PREFIX

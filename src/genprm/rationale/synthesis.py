@@ -17,7 +17,8 @@ solution, at its first code block; the session (anything with ``run(code, timeou
 Formats (the stage logic of :mod:`genprm.rationale.review`, batched):
 
 ``per_step`` (GenPRM conversation, one assistant turn per step)
-    ``analyze_prefix(t)`` -> until ``</analyze>\\n``; ``VERIFY_PREFIX`` -> until a code block
+    ``analyze_prefix(t)`` (sent without its trailing space, :func:`~genprm.conversation.prompt_prefix`)
+    -> until ``</analyze>\\n``; ``VERIFY_PREFIX`` -> until a code block
     closes (executed, ``[Code Output]`` appended, continue) or ``</output>\\n``. The turn falls
     back to the analysis followed by ``FALLBACK_JUDGEMENT`` (only the judgement is generated,
     with ``fallback_tokens``) when a stage ends without its stop string, when a block is opened
@@ -53,6 +54,8 @@ from genprm.conversation import (
     VERIFY_PREFIX,
     analyze_prefix,
     build_messages,
+    join_generated,
+    prompt_prefix,
 )
 from genprm.conversation import code_output_block as text_output_block
 from genprm.engine.base import Completion, GenerationRequest, Generator
@@ -237,8 +240,8 @@ class _Job:
         messages = build_messages(self.problem, self.steps[: t + 1], [x.text for x in self.review.turns],
                                   style=self.limits.style)
         left = self.limits.max_tokens_per_step - self.step_tokens
-        if self.stage == "analyze":
-            return self._sample(messages, self.turn.text, (ANALYZE_STOP,), left)
+        if self.stage == "analyze":  # the prefix without its trailing space (conversation.prompt_prefix)
+            return self._sample(messages, prompt_prefix(self.turn.text), (ANALYZE_STOP,), left)
         if self.stage == "verify":
             return self._sample(messages, self.turn.text, (CODE_STOP, OUTPUT_STOP), left)
         return self._sample(messages, self.turn.text, (OUTPUT_STOP,), self.limits.fallback_tokens)
@@ -271,7 +274,10 @@ class _Job:
         return None
 
     def _per_step_advance(self, c: Completion, tokens: int) -> str | None:
-        self.turn.segments.append(Segment("gen", c.text))
+        text = c.text
+        if self.stage == "analyze":  # generated after prompt_prefix: drop the space the prefix segment holds
+            text = join_generated(self.turn.text, c.text)[len(self.turn.text):]
+        self.turn.segments.append(Segment("gen", text))
         if self.stage == "fallback":
             self._end_step()
             return None
