@@ -275,6 +275,7 @@ def estimate_values(
                 ks[i][step.t - 1] = step.sampled
                 if outcomes is not None:
                     outcomes[(solutions[i].id, step.t)] = list(step.outcomes)
+            job.parent = None  # only the next wave's step may sample this one again: keep no longer chain
             last_job[i] = job
             if job.correct == 0:
                 alive[i] = False
