@@ -379,6 +379,9 @@ def test_config_section_builds_the_rule() -> None:
         AdaptiveConfig(prior=(0.0, 1.0))
     with pytest.raises(ValueError):
         AdaptiveConfig(zero_event="sometimes")
+    with pytest.raises(ValueError, match="denominator: guard"):
+        AdaptiveConfig(bound="wilson")
+    assert AdaptiveConfig(bound="wilson", denominator="guard").bound == "wilson"
 
 
 def test_replay_exact_only_reproduces_fixed_labels_on_same_samples() -> None:

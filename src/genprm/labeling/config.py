@@ -92,6 +92,8 @@ class AdaptiveConfig(Section):
     def _check_prior(self) -> AdaptiveConfig:
         if min(self.prior) <= 0:
             raise ValueError(f"prior Beta parameters must be > 0, got {self.prior}")
+        if self.denominator == "joint" and self.bound != "predictive":
+            raise ValueError(f"bound {self.bound!r} needs denominator: guard (the joint rule is a predictive one)")
         return self
 
 
