@@ -34,6 +34,26 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+class RecordingGenerator:
+    """A generator that records the requests it is given and passes them on."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.requests = inner, []
+
+    def generate(self, requests):
+        self.requests += list(requests)
+        return self.inner.generate(requests)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+@pytest.fixture(scope="session")
+def recording():
+    """``recording(generator)``: the generator, recording every request in ``.requests``."""
+    return RecordingGenerator
+
+
 @pytest.fixture(scope="session")
 def _mlflow_template_db(tmp_path_factory) -> Path:
     """An empty MLflow sqlite store, migrated once per session (migrating takes seconds)."""

@@ -19,20 +19,6 @@ from genprm.world.teacher import WorldTeacher
 pytestmark = pytest.mark.slow
 
 
-class Recording:
-    """A generator that records the requests it is given and passes them on."""
-
-    def __init__(self, inner) -> None:
-        self.inner, self.requests = inner, []
-
-    def generate(self, requests):
-        self.requests += list(requests)
-        return self.inner.generate(requests)
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-
 @pytest.fixture(scope="module")
 def setup(world_policy):
     from genprm.engine import create_generator
@@ -45,17 +31,17 @@ def setup(world_policy):
     policy.close()
 
 
-def _run(setup, mode: str, turns: int = 2):
+def _run(setup, recording, mode: str, turns: int = 2):
     policy, sandbox, problems, first = setup
-    recording = Recording(policy)
+    recorded = recording(policy)
     verifier = GenPRMVerifier(WorldTeacher(), sandbox, VerifierOptions(n_paths=1))
-    report = refine(recording, verifier, problems, first, RefinementOptions(turns=turns, mode=mode, max_tokens=96, seed=1))
-    return report, recording.requests
+    report = refine(recorded, verifier, problems, first, RefinementOptions(turns=turns, mode=mode, max_tokens=96, seed=1))
+    return report, recorded.requests
 
 
-def test_resample_keeps_accepted_work_and_only_gains(setup):
+def test_resample_keeps_accepted_work_and_only_gains(setup, recording):
     _, _, problems, first = setup
-    report, _ = _run(setup, "resample")
+    report, _ = _run(setup, recording, "resample")
     acc = report.accuracy["critic"]
     assert len(acc) == 3 and len(report.accuracy["self"]) == 3
     assert acc[0] == report.accuracy["self"][0] == pytest.approx(100 * sum(bool(s.correct) for s in first) / len(first))
@@ -75,17 +61,17 @@ def test_resample_keeps_accepted_work_and_only_gains(setup):
             assert final.metadata["revised_from"].startswith(orig.id)
 
 
-def test_deterministic(setup):
-    a, _ = _run(setup, "resample", turns=1)
-    b, _ = _run(setup, "resample", turns=1)
+def test_deterministic(setup, recording):
+    a, _ = _run(setup, recording, "resample", turns=1)
+    b, _ = _run(setup, recording, "resample", turns=1)
     assert a.accuracy == b.accuracy
     assert [s.steps for s in a.final["critic"]] == [s.steps for s in b.final["critic"]]
     assert [s.steps for s in a.final["self"]] == [s.steps for s in b.final["self"]]
 
 
-def test_feedback_mode_shows_the_critique(setup):
+def test_feedback_mode_shows_the_critique(setup, recording):
     _, _, _, first = setup
-    report, requests = _run(setup, "feedback", turns=1)
+    report, requests = _run(setup, recording, "feedback", turns=1)
     critic = [r for r in requests if r.messages and len(r.messages) == 3 and "reviewer" in r.messages[2]["content"]]
     assert len(critic) == report.revised["critic"][0] > 0
     r = critic[0]

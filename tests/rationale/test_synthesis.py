@@ -128,30 +128,17 @@ def test_whole_solution_round_cap_ends_the_review(teacher, sandbox, labelled):
     assert review.text.endswith("```\n") and "\\boxed{" not in review.text
 
 
-class _Recording:
-    """The teacher, recording every request it gets."""
-
-    def __init__(self, inner) -> None:
-        self.inner, self.requests = inner, []
-
-    def generate(self, requests):
-        self.requests += list(requests)
-        return self.inner.generate(requests)
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-
-def test_analysis_prompt_ends_before_the_prefix_space_and_turns_read_the_protocol(teacher, sandbox, labelled):
+def test_analysis_prompt_ends_before_the_prefix_space_and_turns_read_the_protocol(
+        teacher, sandbox, labelled, recording):
     """Both paths send ``prompt_prefix(analyze_prefix(t))`` (no lone trailing space token) and the turn
     text starts with the whole prefix, the space once; the SFT prefix segment covers the whole prefix."""
-    recording = _Recording(teacher)
-    reviews = synthesize(recording, sandbox.session, _items(labelled[:4]), SynthesisLimits(fmt="per_step"))
+    batched = recording(teacher)
+    reviews = synthesize(batched, sandbox.session, _items(labelled[:4]), SynthesisLimits(fmt="per_step"))
     with sandbox.session() as session:
         sol = labelled[0][0]
-        loop_rec = _Recording(teacher)
+        loop_rec = recording(teacher)
         loop = run_per_step_review(loop_rec, session, sol.problem, sol.steps)
-    for rec in (recording, loop_rec):
+    for rec in (batched, loop_rec):
         firsts = [r.assistant_prefix for r in rec.requests if "</analyze>" not in r.assistant_prefix]
         assert firsts and all(p.endswith("step by step:") for p in firsts), firsts[:2]
     for review in reviews:

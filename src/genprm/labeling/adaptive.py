@@ -429,6 +429,10 @@ class StoppingRule:
     def looks(self, k: int) -> list[int]:
         return look_schedule(k, self.chunk, self.first_chunk)
 
+    def _opts(self, k: int) -> dict:
+        """Bound options: the looks before K (for the Bonferroni bounds) and the prior."""
+        return dict(looks=max(1, len(self.looks(k)) - 1), prior=self.prior)
+
     def _zero_needed(self, t: int, n_steps: int, solution_correct: bool) -> bool:
         later_sampled = t < n_steps - 1
         return {"relevant": later_sampled or solution_correct, "always": True, "never": False}[self.zero_event]
@@ -441,8 +445,7 @@ class StoppingRule:
         """
         if n >= k:
             return True
-        looks = max(1, len(self.looks(k)) - 1)
-        opts = dict(looks=looks, prior=self.prior)
+        opts = self._opts(k)
         if settled_decision(correct, n, k, self.epsilon * prev, self.confidence, self.bound, **opts) is None:
             return False
         if correct == 0:
@@ -478,8 +481,7 @@ class StoppingRule:
                 return PARENT
             return MORE
         if correct == 0 and n < k and self._zero_needed(t, n_steps, solution_correct):
-            looks = max(1, len(self.looks(k)) - 1)
-            if not zero_settled(n, k, self.confidence, self.bound, looks=looks, prior=self.prior):
+            if not zero_settled(n, k, self.confidence, self.bound, **self._opts(k)):
                 return MORE
         return STOP
 
@@ -519,9 +521,9 @@ def adaptive_sample(
                 continue
             target = j.parent if action == PARENT else j
             reopened += action == PARENT
-            stats.reopened += action == PARENT
             still.append(j)
             requests.append((target, min(rule.chunk, target.k - target.sampled)))
+        stats.reopened += reopened
         log.debug("adaptive round %d: %d of %d steps still open (%d sample their previous step)",
                   round_, len(still), len(open_jobs), reopened)
         open_jobs = still
