@@ -19,12 +19,13 @@ import argparse
 import json
 import logging
 import os
-import platform
 import random
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from machine import describe  # bench/machine.py
 
 log = logging.getLogger("bench.engine")
 
@@ -124,7 +125,7 @@ def main() -> None:
 
     result = {
         "model": model if args.model else "tiny test model (built)",
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        "machine": describe(),
         "settings": {"n": args.n, "seeded": args.seeded, "max_tokens": args.max_tokens, "temperature": 1.0, "dtype": args.dtype,
                      "hf_batch_size": args.hf_batch_size},
         "results": rows,

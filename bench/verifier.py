@@ -26,6 +26,8 @@ from genprm.verifier import GenPRMVerifier, VerifierOptions
 from genprm.world.policy import corrupt_steps
 from genprm.world.problems import WorldConfig, generate_problems, parse_problem, reference_steps
 
+from machine import describe  # bench/machine.py
+
 log = logging.getLogger("bench.verifier")
 
 
@@ -50,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = {"model": model, "dtype": "float32"}
     gen = create_generator(args.backend, **settings)
     opts = VerifierOptions(n_paths=args.paths, max_tokens=args.max_tokens, seed=0)
-    out: dict = {"backend": args.backend, "solutions": len(sols), "paths": args.paths, "max_tokens": args.max_tokens}
+    out: dict = {"machine": describe(), "backend": args.backend, "solutions": len(sols), "paths": args.paths, "max_tokens": args.max_tokens}
     with Sandbox() as sandbox:
         v = GenPRMVerifier(gen, sandbox, opts)
         v.verify(sols[:2], show_progress=False)  # warm-up
