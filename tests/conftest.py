@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -25,6 +27,20 @@ if str(REPO / "stages") not in sys.path:
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
+
+
+def _load_script(path: Path, name: str | None = None) -> ModuleType:
+    """A stage or flow script imported from its file (not registered in ``sys.modules``)."""
+    spec = importlib.util.spec_from_file_location(name or f"script_{Path(path).stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def load_script():
+    """``load_script(path, name=None)``: import a script such as ``stages/train.py`` from its file."""
+    return _load_script
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -25,15 +24,8 @@ def prefect_harness(tmp_path_factory):
         yield
 
 
-def _load_flow_module(repo):
-    spec = importlib.util.spec_from_file_location("genprm_flows_pipeline", repo / "flows" / "pipeline.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_summary_markdown_flattens_metrics(repo):
-    mod = _load_flow_module(repo)
+def test_summary_markdown_flattens_metrics(repo, load_script):
+    mod = load_script(repo / "flows" / "pipeline.py")
     md = mod.summary_markdown({"prepare": {"metrics/prepare.json": {"train": {"kept": 5}, "seconds": 1.5, "ids": [1]}}})
     assert "| metrics/prepare.json:train.kept | 5 |" in md
     assert "seconds | 1.5" in md and "ids" not in md and "MLflow" not in md
@@ -41,7 +33,7 @@ def test_summary_markdown_flattens_metrics(repo):
 
 
 @pytest.mark.slow
-def test_pipeline_flow_runs_stages_and_publishes_summary(repo, tmp_path, prefect_harness, monkeypatch):
+def test_pipeline_flow_runs_stages_and_publishes_summary(repo, tmp_path, prefect_harness, monkeypatch, load_script):
     monkeypatch.setenv("GENPRM_TRACKING", "1")  # the stage logs its MLflow run (stages/lineage.py)
     monkeypatch.setenv("GENPRM_TRACKING_STRICT", "1")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -51,7 +43,7 @@ def test_pipeline_flow_runs_stages_and_publishes_summary(repo, tmp_path, prefect
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, tmp_path / name)
     for cmd in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"]):
         subprocess.run(cmd, cwd=tmp_path, check=True, env=dict(os.environ, DVC_NO_ANALYTICS="1"))
-    mod = _load_flow_module(repo)
+    mod = load_script(repo / "flows" / "pipeline.py")
     with pytest.raises(ValueError, match="unknown stages"):
         mod.pipeline(repo=str(tmp_path), stages=["nope"])
     metrics = mod.pipeline(repo=str(tmp_path), stages=["prepare"])

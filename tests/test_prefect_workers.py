@@ -17,7 +17,6 @@ Set ``GENPRM_LABELING_POLICY`` to a policy folder built before to skip training 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -42,18 +41,11 @@ ROLLOUT = {
 }
 
 
-def _load(path: Path, name: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 # ---------------------------------------------------------------- fast: deployment objects
 
 
-def test_deployments_have_cron_pool_and_repo_source(repo):
-    deploy = _load(repo / "flows" / "deploy.py", "genprm_flows_deploy")
+def test_deployments_have_cron_pool_and_repo_source(repo, load_script):
+    deploy = load_script(repo / "flows" / "deploy.py")
     deps = {d.full_name: d for d in deploy.build_deployments(repo, pool="gpu-x", cron="0 3 * * *",
                                                              timezone="Europe/Paris", num_shards=4)}
     assert set(deps) == {"genprm-pipeline/nightly", "genprm-shard/shard", "genprm-sharded-stage/sharded"}
@@ -75,8 +67,8 @@ def test_deployments_have_cron_pool_and_repo_source(repo):
     assert split["genprm-shard/shard"].work_pool_name == "gpu-x"
 
 
-def test_shard_command_is_the_stage_command_plus_shard_args(repo):
-    sharded = _load(repo / "flows" / "sharded.py", "genprm_flows_sharded_test")
+def test_shard_command_is_the_stage_command_plus_shard_args(repo, load_script):
+    sharded = load_script(repo / "flows" / "sharded.py")
     cmd = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]["montecarlo"]["cmd"].split()
     argv = sharded.shard_command(repo, "montecarlo", 1, 3)
     assert argv[0] == sys.executable and argv[1:-5] == cmd[1:]
@@ -176,9 +168,9 @@ def shard_repo(repo, tmp_path_factory):
     return root
 
 
-def _one_process_rollout(root: Path, out: Path) -> Path:
+def _one_process_rollout(sharded, root: Path, out: Path) -> Path:
     """The stage's own command, all shards in one process, into ``out`` (the reference)."""
-    argv = _load(root / "flows" / "sharded.py", "genprm_flows_sharded_ref").stage_command(root, "rollout")
+    argv = sharded.stage_command(root, "rollout")
     for flag, value in (("--out", out / "solutions.jsonl"), ("--shard-dir", out / "shards"),
                         ("--metrics", out / "rollout.json")):
         argv[argv.index(flag) + 1] = str(value)
@@ -197,7 +189,7 @@ def _logged(client, run_id, pattern: str) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.server
 @pytest.mark.timeout(600)
-def test_two_workers_shard_rollout_and_merge(prefect_server, shard_repo, tmp_path, monkeypatch):
+def test_two_workers_shard_rollout_and_merge(prefect_server, shard_repo, tmp_path, monkeypatch, load_script):
     from prefect import get_client
     from prefect.client.schemas.filters import FlowFilter, FlowFilterName
     from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
@@ -205,12 +197,12 @@ def test_two_workers_shard_rollout_and_merge(prefect_server, shard_repo, tmp_pat
     url, worker_env = prefect_server
     root = shard_repo
     t0 = time.perf_counter()
-    reference = _one_process_rollout(root, tmp_path / "reference")
+    reference = _one_process_rollout(load_script(root / "flows" / "sharded.py"), root, tmp_path / "reference")
     assert reference.read_text().strip(), "the reference run kept no solutions: the test would prove nothing"
     t_ref = time.perf_counter() - t0
 
-    deploy = _load(root / "flows" / "deploy.py", "genprm_flows_deploy_slow")
-    pipeline = _load(root / "flows" / "pipeline.py", "genprm_flows_pipeline_slow")
+    deploy = load_script(root / "flows" / "deploy.py")
+    pipeline = load_script(root / "flows" / "pipeline.py")
     sharded = pipeline.sharded
     workers: list[subprocess.Popen] = []
     names = ["shard-worker-a", "shard-worker-b"]

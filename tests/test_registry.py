@@ -4,7 +4,6 @@ registry, with the real labels stage and its great-expectations gate deciding wh
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 from pathlib import Path
 
@@ -125,11 +124,10 @@ def test_every_reason_is_reported():
 
 
 # ------------------------------------------------------------------ end to end, real registry
-def _stage(name: str):
-    spec = importlib.util.spec_from_file_location(f"stage_{name}", REPO / "stages" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture()
+def stage(load_script):
+    """``stage(name)``: the stage script ``stages/<name>.py`` as a module."""
+    return lambda name: load_script(REPO / "stages" / f"{name}.py")
 
 
 def _label_inputs(defect: bool) -> tuple[list[dict], list[dict]]:
@@ -152,7 +150,7 @@ def _label_inputs(defect: bool) -> tuple[list[dict], list[dict]]:
     return vals, sols
 
 
-def _run_labels(tmp: Path, defect: bool) -> None:
+def _run_labels(stage, tmp: Path, defect: bool) -> None:
     """The real labels stage (real great-expectations gate) as ``dvc repro`` runs it: outputs removed first."""
     from genprm.records import write_records
 
@@ -160,7 +158,7 @@ def _run_labels(tmp: Path, defect: bool) -> None:
     write_records(tmp / "work" / "values.jsonl", vals)
     write_records(tmp / "work" / "solutions.jsonl", sols)
     Path("metrics/labels.json").unlink(missing_ok=True)
-    _stage("labels").main(["--params", "params.yaml", "--values", "work/values.jsonl", "--solutions",
+    stage("labels").main(["--params", "params.yaml", "--values", "work/values.jsonl", "--solutions",
                            "work/solutions.jsonl", "--out", "data/labels/values.jsonl", "--metrics", "metrics/labels.json"])
 
 
@@ -184,21 +182,21 @@ def project(mlflow_uri, tmp_path, monkeypatch):
     return MlflowClient(uri)
 
 
-def _register(f1: float) -> dict:
+def _register(stage, f1: float) -> dict:
     Path(EVAL).write_text(json.dumps(_eval(f1=f1)))
-    assert _stage("register").main(["--params", "params.yaml"]) == 0
+    assert stage("register").main(["--params", "params.yaml"]) == 0
     return json.loads(Path("metrics/register.json").read_text())
 
 
 @pytest.mark.slow
-def test_planted_data_defect_blocks_promotion(project):
+def test_planted_data_defect_blocks_promotion(project, stage):
     from genprm.labeling.gate import GateError
 
     client = project
     # 1. clean labels pass the real gate; the model beats the threshold: v1 is champion
-    _run_labels(Path.cwd(), defect=False)
+    _run_labels(stage, Path.cwd(), defect=False)
     assert json.loads(Path("metrics/labels.json").read_text())["gate"]["failed"] == 0
-    out = _register(85.0)
+    out = _register(stage, 85.0)
     assert out["version"] == "1" and out["alias"] == "champion" and out["promoted"] and out["reasons"] == []
     v1 = client.get_model_version_by_alias("genprm", "champion")
     assert str(v1.version) == "1" and v1.tags["promotion"] == "promoted"
@@ -215,8 +213,8 @@ def test_planted_data_defect_blocks_promotion(project):
     # 2. a planted defect: the labels gate stops the stage, its metrics are gone (as after a failed
     #    `dvc repro`); a better model trained before the defect stays candidate, with the reason
     with pytest.raises(GateError, match="zeros_after_first_zero"):
-        _run_labels(Path.cwd(), defect=True)
-    out = _register(90.0)
+        _run_labels(stage, Path.cwd(), defect=True)
+    out = _register(stage, 90.0)
     assert out["version"] == "2" and out["alias"] == "candidate" and not out["promoted"]
     assert out["reasons"][0].startswith("gate metrics/labels.json: missing")
     v2 = client.get_model_version_by_alias("genprm", "candidate")
@@ -235,18 +233,18 @@ def test_planted_data_defect_blocks_promotion(project):
                  min_positive_share=0.2, max_positive_share=0.9)
     Path("metrics/labels.json").write_text(json.dumps({"gate": {"failed": len(info.value.failures),
                                                                 "failures": info.value.failures}}))
-    out = _register(91.0)
+    out = _register(stage, 91.0)
     assert out["alias"] == "candidate" and out["reasons"][0].startswith("gate metrics/labels.json: 1 failed expectation(s)")
     assert "zeros_after_first_zero" in out["reasons"][0]
 
     # 4. clean data again: a model no better than the champion (by min_delta) stays candidate ...
-    _run_labels(Path.cwd(), defect=False)
-    out = _register(85.4)
+    _run_labels(stage, Path.cwd(), defect=False)
+    out = _register(stage, 85.4)
     assert out["alias"] == "candidate" and "does not beat the champion's 85" in out["reasons"][0]
     # ... one below the threshold too, and a better one becomes champion
-    assert _register(79.0)["reasons"] == [f"{F1} = 79 fails threshold >= 80",
+    assert _register(stage, 79.0)["reasons"] == [f"{F1} = 79 fails threshold >= 80",
                                           f"{F1} = 79 does not beat the champion's 85 (needs above 85.5)"]
-    out = _register(86.0)
+    out = _register(stage, 86.0)
     assert out["version"] == "6" and out["alias"] == "champion" and out["previous_champion"] == "1"
     assert str(client.get_model_version_by_alias("genprm", "champion").version) == "6"
     assert client.get_model_version("genprm", "6").tags["promotion.previous_champion"] == "1"

@@ -7,7 +7,6 @@ reach the best any selection can (pass@k) whenever a sound solution is among the
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import pytest
@@ -23,13 +22,6 @@ pytestmark = pytest.mark.slow
 TEACHER = {"backend": "world-teacher", "settings": {}}
 VERIFIER = {"engine": TEACHER, "n_paths": 2, "max_tokens": 256, "max_code_rounds": 2}
 EASY = WorldConfig(min_ops=2, max_ops=2, max_value=20, max_multiplicand=9)
-
-
-def _stage(repo, name):
-    spec = importlib.util.spec_from_file_location(f"stage_{name}", repo / "stages" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _params(repo, tmp_path, **sections) -> str:
@@ -56,12 +48,12 @@ def _bench_file(tmp_path) -> tuple[str, list[int]]:
     return str(path), [s.label for s in samples]
 
 
-def test_processbench_stage(repo, tmp_path):
+def test_processbench_stage(repo, tmp_path, load_script):
     data, labels = _bench_file(tmp_path)
     assert -1 in labels and any(lab >= 0 for lab in labels)
     params = _params(repo, tmp_path, evaluate_processbench={"data": data, "verifier": VERIFIER})
     out = tmp_path / "out"
-    assert _stage(repo, "evaluate_processbench").main([
+    assert load_script(repo / "stages" / "evaluate_processbench.py").main([
         "--params", params, "--model", "unused", "--predictions", str(out / "pred.jsonl"),
         "--metrics", str(out / "pb.json"), "--plot", str(out / "f1.png"), "--rewards-plot", str(out / "r.png"),
     ]) == 0
@@ -73,7 +65,7 @@ def test_processbench_stage(repo, tmp_path):
     assert (out / "f1.png").stat().st_size > 1000 and (out / "r.png").stat().st_size > 1000
 
 
-def test_best_of_n_and_critic_stages(repo, tmp_path, world_policy):
+def test_best_of_n_and_critic_stages(repo, tmp_path, world_policy, load_script):
     problems = tmp_path / "problems.jsonl"
     write_records(problems, generate_problems(10, 4, EASY))
     policy = {"backend": "hf", "settings": {"dtype": "float32", "num_threads": 1}}
@@ -83,7 +75,7 @@ def test_best_of_n_and_critic_stages(repo, tmp_path, world_policy):
         critic={"policy_engine": policy, "turns": 2, "mode": "resample", "verifier": {**VERIFIER, "n_paths": 1}},
     )
     out = tmp_path / "out"
-    assert _stage(repo, "best_of_n").main([
+    assert load_script(repo / "stages" / "best_of_n.py").main([
         "--params", params, "--model", "unused", "--policy", world_policy, "--problems", str(problems),
         "--out", str(out / "bon.jsonl"), "--metrics", str(out / "bon.json"), "--plot", str(out / "bon.png"),
     ]) == 0
@@ -95,7 +87,7 @@ def test_best_of_n_and_critic_stages(repo, tmp_path, world_policy):
     scored = [json.loads(line) for line in (out / "bon.jsonl").read_text().splitlines()]
     assert all(len(s["metadata"]["step_rewards"]) == len(s["steps"]) for s in scored)
 
-    assert _stage(repo, "critic").main([
+    assert load_script(repo / "stages" / "critic.py").main([
         "--params", params, "--model", "unused", "--policy", world_policy, "--problems", str(problems),
         "--out", str(out / "critic.jsonl"), "--metrics", str(out / "critic.json"), "--plot", str(out / "critic.png"),
     ]) == 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -30,13 +29,6 @@ SECTION = {
 }
 
 
-def _stage():
-    spec = importlib.util.spec_from_file_location("stage_synthesis", ROOT / "stages" / "synthesis.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _inputs(tmp: Path, labelled, section: dict, eval_problems: list[dict]) -> list[str]:
     (tmp / "params.yaml").write_text(yaml.safe_dump({"synthesis": section}))
     write_records(tmp / "solutions.jsonl", [s for s, _ in labelled])
@@ -51,12 +43,12 @@ def _inputs(tmp: Path, labelled, section: dict, eval_problems: list[dict]) -> li
             "--out", str(tmp / "sft"), "--metrics", str(tmp / "metrics.json")]
 
 
-def test_stage_writes_sft_rationales_and_metrics(tmp_path, labelled):
+def test_stage_writes_sft_rationales_and_metrics(tmp_path, labelled, load_script):
     # corrupt one label: the teacher disagrees there, so that solution is not kept
     labelled = [(s, v.model_copy(deep=True)) for s, v in labelled]
     labelled[0][1].labels["rpe"][-1] = 0
     args = _inputs(tmp_path, labelled, SECTION, [{"id": "e1", "problem": "Compute 1 + 2 + 3."}])
-    assert _stage().main(args) == 0
+    assert load_script(ROOT / "stages" / "synthesis.py").main(args) == 0
     train = read_records(tmp_path / "sft" / "train.jsonl", SFTExample)
     rationales = read_records(tmp_path / "sft" / "rationales.jsonl", Rationale)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
@@ -71,10 +63,10 @@ def test_stage_writes_sft_rationales_and_metrics(tmp_path, labelled):
     assert metrics["solutions_per_second"] > 0
 
 
-def test_stage_gate_stops_on_an_eval_problem(tmp_path, labelled):
+def test_stage_gate_stops_on_an_eval_problem(tmp_path, labelled, load_script):
     args = _inputs(tmp_path, labelled, SECTION, [{"id": "e1", "problem": labelled[3][0].problem}])
     with pytest.raises(GateError, match="decontaminated"):
-        _stage().main(args)
+        load_script(ROOT / "stages" / "synthesis.py").main(args)
     assert not (tmp_path / "sft" / "train.jsonl").exists()
 
 

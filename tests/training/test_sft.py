@@ -152,12 +152,11 @@ def test_killed_run_resumes_from_last_checkpoint(base_model, examples, tmp_path)
     assert report["resumed_from"] is None and report["steps"] == 4
 
 
-def test_stage_writes_models_metrics_plot_and_mlflow_run(base_model, examples, tmp_path, monkeypatch, repo):
+def test_stage_writes_models_metrics_plot_and_mlflow_run(base_model, examples, tmp_path, monkeypatch, repo, load_script):
     from genprm.params import Params
 
     if "train" not in Params.model_fields:
         pytest.skip("genprm.params.Params has no 'train' section yet")
-    import importlib.util
 
     from mlflow.tracking import MlflowClient
 
@@ -170,9 +169,7 @@ def test_stage_writes_models_metrics_plot_and_mlflow_run(base_model, examples, t
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/t.db")
     monkeypatch.setenv("GENPRM_TRACKING", "1")
     monkeypatch.setenv("GENPRM_TRACKING_STRICT", "1")
-    spec = importlib.util.spec_from_file_location("train_stage", repo / "stages" / "train.py")
-    stage = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(stage)
+    stage = load_script(repo / "stages" / "train.py")
     assert stage.main(["--params", "params.yaml"]) == 0
 
     metrics = json.loads((tmp_path / "metrics" / "train.json").read_text())

@@ -7,7 +7,6 @@ one on the embedded default's easy problems (one-digit tables, values up to 20).
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 
 import pytest
@@ -31,21 +30,14 @@ def easy_policy(tmp_path_factory) -> str:
     return str(out)
 
 
-def _stage(repo):
-    spec = importlib.util.spec_from_file_location("stage_world_bench", repo / "stages" / "world_bench.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_same_params_same_bytes(repo, easy_policy, tmp_path):
+def test_same_params_same_bytes(repo, easy_policy, tmp_path, load_script):
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["world_bench"] = {"samples_per_problem": 4, "size": 6, "seed": 0,
                              "engine": {"backend": "hf", "settings": {"dtype": "float32", "num_threads": 1}}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     problems = tmp_path / "problems.jsonl"
     write_records(problems, generate_problems(40, 2, EASY))
-    stage = _stage(repo)
+    stage = load_script(repo / "stages" / "world_bench.py")
     digests = []
     for run in ("a", "b"):
         out = tmp_path / run / "world.json"
