@@ -46,7 +46,6 @@ HAND_CASES = [
     ("copied operand wrong", ["3 + 5 = 8", "8 * 2 = 16", "16 - 5 = 11. The answer is 11."], 0),
     ("copied operator wrong", ["3 + 4 = 7", "7 + 2 = 9", "9 - 5 = 4. The answer is 4."], 1),
     ("previous result copied wrong", ["3 + 4 = 7", "8 * 2 = 16", "16 - 5 = 11. The answer is 11."], 1),
-    ("wrong operands, right result", ["2 + 5 = 7", "7 * 2 = 14", "14 - 5 = 9. The answer is 9."], 0),
     ("unparseable step, then correct ones", ["3 + 4 = 7", "Now multiply by two.", "14 - 5 = 9. The answer is 9."], 1),
     ("unparseable last step", ["3 + 4 = 7", "7 * 2 = 14", "The answer is nine."], 2),
     ("premature answer", ["3 + 4 = 7. The answer is 7.", "7 * 2 = 14", "14 - 5 = 9. The answer is 9."], 0),
@@ -167,6 +166,23 @@ def test_per_step_format_cannot_see_an_early_stop(teacher, sandbox):
         assert run_whole_solution_review(teacher, session, P, steps)[1] == 1
 
 
+def test_a_right_result_from_wrong_operands_passes(teacher, sandbox):
+    """Documented limit: the check compares results, so a copy error with the right result passes."""
+    steps = ["2 + 5 = 7", "7 * 2 = 14", "14 - 5 = 9. The answer is 9."]
+    assert check_solution(P, steps).first_error == 0
+    with sandbox.session() as session:
+        assert [t["verdict"] for t in run_per_step_review(teacher, session, P, steps)] == [True, True, True]
+
+
+def test_running_value_follows_the_problem_not_the_solution(teacher, sandbox):
+    """After a slip, later paragraphs are checked against the problem's value, not the slip's."""
+    steps = ["3 + 4 = 8", "8 * 2 = 16", "16 - 5 = 11. The answer is 11."]
+    with sandbox.session() as session:
+        turns = run_per_step_review(teacher, session, P, steps)
+    assert [t["verdict"] for t in turns] == [False, False, False]
+    assert "v = v * 2\n" in turns[1]["text"] and "claim = 16\n" in turns[1]["text"]
+
+
 def test_verdicts_follow_a_buggy_executor(teacher, sandbox):
     steps = HAND_CASES[1][1]
     with sandbox.session() as inner:
@@ -190,7 +206,10 @@ def test_doctored_output_flips_the_verdict(teacher, sandbox):
     steps = HAND_CASES[1][1]  # step 2 (t=2) is wrong
     messages = build_messages(P, steps[:2], ["(turn 1)"])
     turn = _turn_up_to_code(teacher, messages, 2)
-    real = sandbox.run_once(turn[turn.rfind("```python\n") + 10 : -len(CODE_STOP)])
+    first = _turn_up_to_code(teacher, build_messages(P, steps[:1]), 1)
+    with sandbox.session() as session:  # paragraph 1's code sets the running value paragraph 2 uses
+        session.run(first[first.rfind("```python\n") + 10 : -len(CODE_STOP)])
+        real = session.run(turn[turn.rfind("```python\n") + 10 : -len(CODE_STOP)])
     assert real.stdout.strip().splitlines()[-1] == "False"
 
     def judge(output: str) -> bool | None:
@@ -243,7 +262,7 @@ def test_stop_strings_and_protocol(teacher):
     prefix = analyze_prefix(1) + kept.text + VERIFY_PREFIX
     verify = dataclasses.replace(base, assistant_prefix=prefix, stop=(OUTPUT_STOP, CODE_STOP), n=1)
     [[code]] = teacher.generate([verify])
-    assert code.stop_string == CODE_STOP and "print(claim == truth)" in code.text
+    assert code.stop_string == CODE_STOP and code.text.startswith("claim = 7\nv = 3 + 4\nprint(v == claim)")
     # no stop: the rest of the turn, judged No since no code was executed
     [[rest]] = teacher.generate([dataclasses.replace(base, stop=(), n=1)])
     assert rest.finish_reason == "eos" and rest.stop_string is None and rest.text.endswith(OUTPUT_STOP)

@@ -39,7 +39,6 @@ from genprm.conversation import (
 from genprm.records import Problem
 from genprm.steps import STEP_PREFIX, format_steps
 from genprm.world.problems import OPS, Chain, answer_sentence, apply_op, parse_problem, reference_steps
-from genprm.world.teacher import review_text
 
 __all__ = [
     "ModelShape",
@@ -131,7 +130,11 @@ def policy_messages(problem: str) -> list[dict[str, str]]:
 
 
 def tokenizer_corpus(problems: list[Problem], seed: int) -> list[str]:
-    """Texts the world's tokenizer is trained on: problems, solutions and GenPRM conversation pieces."""
+    """Texts the world's tokenizer is trained on: problems, solutions and the GenPRM protocol's fixed texts.
+
+    No rationale text: the tokenizer (and so the policy) does not change when a teacher's
+    rationale format does.
+    """
     rng = random.Random(seed)
     texts = [SYSTEM_PROMPT, VERIFY_PREFIX, CODE_STOP, ANALYZE_STOP, FALLBACK_JUDGEMENT, judgement(True), judgement(False)]
     for p in problems:
@@ -139,8 +142,7 @@ def tokenizer_corpus(problems: list[Problem], seed: int) -> list[str]:
         texts.append(p.problem)
         steps = reference_steps(chain) if rng.random() < 0.5 else corrupt_steps(chain, rng, rng.choice(["arithmetic", "copy"]))
         texts.append(format_steps(steps))
-        k = rng.randrange(len(steps))
-        texts.append(analyze_prefix(k + 1) + review_text(p.problem, steps, k + 1))
+        texts.append(analyze_prefix(rng.randrange(len(steps)) + 1))
         texts.append(code_output_block(str(rng.choice([True, False]))))
     return texts
 

@@ -8,13 +8,13 @@ It speaks two formats, recognised from the request:
 assistant message; the problem is the first line of user turn 1). It continues the assistant
 turn from ``assistant_prefix``, stage by stage:
 
-- after :func:`~genprm.conversation.analyze_prefix`: an analysis of step t in plain words (what
-  it claims, which operation of the problem it must carry out, what value it must equal), then
-  ``</analyze>\\n``;
-- after :data:`~genprm.conversation.VERIFY_PREFIX`: three lines of python that write down the
-  step's claim ``(left, operator, right, result, answer)``, recompute the same from the problem's
-  own expression and print whether they are equal (``True``/``False``), then
-  :data:`~genprm.conversation.CODE_STOP`;
+- after :func:`~genprm.conversation.analyze_prefix`: an analysis of step t in plain words (the
+  result it claims, and its answer if it states one), then ``</analyze>\n``;
+- after :data:`~genprm.conversation.VERIFY_PREFIX`: python that writes down the claimed result
+  (``claim = 14``, and ``answer = ...`` where an answer is due), applies the problem's own
+  operation t to the running value ``v`` (``v = 3 + 4`` in paragraph 1, ``v = v * 2`` later: the
+  sandbox session keeps ``v`` across paragraphs) and prints whether they agree
+  (``print(v == claim)``, ``True``/``False``), then :data:`~genprm.conversation.CODE_STOP`;
 - after a ``[Code Output]`` block: ``</verify>\\n`` and the judgement read from that output;
 - after :data:`~genprm.conversation.FALLBACK_JUDGEMENT`: ``{Yes}$\\n</output>\\n`` or ``{No}...``.
 
@@ -35,13 +35,14 @@ How verdicts are decided (the teacher never sees the answer key or the exact che
 - ``noise`` flips a verdict with that probability, deterministically per (seed, problem,
   paragraph index, paragraph text), the same way in both formats and in ``score_continuations``.
 
-What a check catches: the code recomputes from the problem, so it catches copy errors (wrong
-operand or operator), arithmetic slips and answers that are wrong or due too early. It checks one
-paragraph against the truth, so the first wrong paragraph always fails its check and the
-earliest ``No`` is the first error (what ProcessBench and the RPE labels need). A paragraph after
-the first error usually fails too (its left operand is not the true value so far), except when an
-earlier slip left the running value right (e.g. ``2 + 5 = 7`` for ``3 + 4``): compact checks keep
-the GenPRM conversations short enough to train on a CPU.
+What a check catches: ``v`` is computed from the problem, not from the solution, so a check
+catches arithmetic slips, copy errors (a wrong operand or operator changes the result) and answers
+that are wrong or due too early; the first wrong paragraph fails its check and the earliest ``No``
+is the first error (what ProcessBench and the RPE labels need), except when a copy error gives the
+right result by chance (``0 * 5 = 0`` for ``0 * 4``; 1 of 100 first errors in the world benchmark),
+which the check cannot see. A paragraph after the first error usually fails too (its result
+follows a wrong value). The code copies only the claimed result from the paragraph and one
+operator and operand from the problem: short, so that a tiny GenPRM learns to write it on a CPU.
 
 Answer sentences: the step that carries out the problem's last operation must state the answer
 (``The answer is N``), earlier steps must not. In the whole-solution format the teacher sees the
@@ -93,9 +94,9 @@ from genprm.rationale.prompts import (
     WHOLE_SOLUTION_PROMPT_END,
     parse_whole_solution_prompt,
 )
-from genprm.world.problems import Chain, WorldFormatError, parse_problem, render_expression
+from genprm.world.problems import Chain, WorldFormatError, parse_problem
 
-__all__ = ["WorldTeacherSettings", "WorldTeacher", "register", "read_check_output", "review_text", "LOG_UNLIKELY"]
+__all__ = ["WorldTeacherSettings", "WorldTeacher", "register", "read_check_output", "LOG_UNLIKELY"]
 
 log = logging.getLogger(__name__)
 
@@ -154,18 +155,8 @@ def _truncate_pieces(text: str, max_pieces: int) -> tuple[str, bool]:
 
 @dataclass(frozen=True)
 class _Claim:
-    left: int
-    op: str
-    right: int
     result: int
     answer: int | None
-
-    def as_tuple(self) -> str:
-        return f'({self.left}, "{self.op}", {self.right}, {self.result}, {self.answer})'
-
-    def sentence(self) -> str:
-        text = f"{self.left} {self.op} {self.right} = {self.result}"
-        return text if self.answer is None else f"{text} with the final answer {self.answer}"
 
 
 def _read_claim(step: str) -> _Claim | None:
@@ -173,12 +164,7 @@ def _read_claim(step: str) -> _Claim | None:
     if not m:
         return None
     ans = m.group(5)
-    return _Claim(int(m.group(1)), m.group(2), int(m.group(3)), int(m.group(4)), None if ans is None else int(ans))
-
-
-def _expression(chain: Chain, n_ops: int) -> str:
-    """The problem's own expression for its first ``n_ops`` operations."""
-    return render_expression(Chain(chain.operands[: n_ops + 1], chain.ops[:n_ops]))
+    return _Claim(int(m.group(4)), None if ans is None else int(ans))
 
 
 @dataclass(frozen=True)
@@ -189,54 +175,47 @@ class _Review:
     code: str
 
 
+def _carry_out(chain: Chain, k: int) -> str:
+    """The line that applies the problem's operation ``k`` to ``v`` (paragraph 1 starts ``v``)."""
+    op, b = chain.ops[k - 1], chain.operands[k]
+    return f"v = {chain.operands[0]} {op} {b}" if k == 1 else f"v = v {op} {b}"
+
+
 def _review(chain: Chain, k: int, step: str, is_last: bool, n_paragraphs: int | None) -> _Review:
-    """Review of paragraph ``k`` of a solution; ``n_paragraphs`` is known in the whole-solution format."""
+    """Review of paragraph ``k`` of a solution; ``n_paragraphs`` is known in the whole-solution format.
+
+    The code keeps the problem's running value in ``v`` (the session persists across paragraphs):
+    paragraph k applies the problem's operation k to it and compares it with the claimed result.
+    """
     n_ops = len(chain.ops)
     claim = _read_claim(step)
-    if claim is None:
-        what = f"operation {k} ({_expression(chain, k)})" if k <= n_ops else "an operation"
-        return _Review(
-            f"Paragraph {k} reads {step.strip()!r}, which is not a claim 'a op b = c' carrying out {what}.",
-            "print(False)  # no claim of the form 'a op b = c'",
-        )
     if k > n_ops:
+        what = "is one paragraph too many:" if claim is None else f"claims {claim.result}, but"
         return _Review(
-            f"Paragraph {k} claims {claim.sentence()}, but the problem has only {n_ops} operations.",
+            f"Paragraph {k} {what} the problem has only {n_ops} operations.",
             f"print({k} <= {n_ops})  # paragraph number <= number of operations",
         )
-    op, b = chain.ops[k - 1], chain.operands[k]
-    previous, value = _expression(chain, k - 1), _expression(chain, k)
-    text = f"Paragraph {k} claims {claim.left} {claim.op} {claim.right} = {claim.result}; operation {k} of the problem is {value}."
-    expected_answer = "None"
-    if k < n_ops:
-        if claim.answer is not None:
-            text += f" It states an answer, {claim.answer}, with {n_ops - k} operation(s) left."
-    elif is_last:
-        expected_answer = value
-        text += " It is the last one, so its answer must be that value."
-    elif claim.answer is not None:
-        expected_answer = value
-        text += " Its answer must be that value."
-    lines = [
-        f"claim = {claim.as_tuple()}  # left, operator, right, result, answer",
-        f'truth = ({previous}, "{op}", {b}, {value}, {expected_answer})',
-        "print(claim == truth)",
-    ]
+    carry = _carry_out(chain, k)
+    if claim is None:
+        return _Review(
+            f"Paragraph {k} reads {step.strip()!r}, which is not a claim 'a op b = c' carrying out operation {k}.",
+            f"{carry}\nprint(False)  # no claim of the form 'a op b = c'",
+        )
+    lines = [f"claim = {claim.result}"]
+    if k < n_ops and claim.answer is not None:
+        text = f"Paragraph {k} claims {claim.result}. It also states an answer, {claim.answer}, too early."
+        check = "print(v == claim and False)"
+    elif (k == n_ops and is_last) or claim.answer is not None:
+        text = f"Paragraph {k} claims {claim.result} and the answer {claim.answer}; it is the last operation."
+        lines.append(f"answer = {claim.answer}")
+        check = "print(v == claim == answer)"
+    else:
+        text = f"Paragraph {k} claims {claim.result}."
+        check = "print(v == claim)"
     if is_last and n_paragraphs is not None and n_paragraphs < n_ops:
         text += f" The solution ends here, after {n_paragraphs} of the problem's {n_ops} operations."
-        lines[-1] = f"print(claim == truth and {n_paragraphs} >= {n_ops})  # the solution must finish"
-    return _Review(text, "\n".join(lines))
-
-
-def review_text(problem: str, steps: Sequence[str], k: int) -> str:
-    """The analysis and the code the teacher writes for paragraph ``k`` (1-based) in the per-step format.
-
-    Nothing is executed; the world's tokenizer is trained on these texts so that it knows the
-    words GenPRM conversations use.
-    """
-    chain = parse_problem(problem)
-    review = _review(chain, k, steps[k - 1], k == len(chain.ops), None)
-    return f"{review.analysis}\n{ANALYZE_STOP}{VERIFY_PREFIX}{_CODE_OPEN}{review.code}{CODE_STOP}"
+        check = check[: -len(")")] + f" and {n_paragraphs} >= {n_ops})  # the solution must finish"
+    return _Review(text, "\n".join([*lines, carry, check]))
 
 
 # ----------------------------------------------------------------------------------------------
