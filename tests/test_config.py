@@ -66,6 +66,14 @@ def test_unknown_section_and_cross_field_rules(repo, tmp_path):
     data["prepare"]["train"] = [{"name": "math", "n": 5}]
     with pytest.raises(ConfigError, match="'world' sources only"):
         load_params(_write(tmp_path, data))
+    data = _base(repo)
+    data["prepare"]["train"][0]["shape"] = {"max_opps": 4}
+    with pytest.raises(ConfigError, match=r"shape: unknown key\(s\) \['max_opps'\]"):
+        load_params(_write(tmp_path, data))
+    data = _base(repo)
+    data["prepare"]["eval"]["hard"] = {"name": "world", "n": 3, "seed": 1, "shape": {"min_ops": 9}}
+    with pytest.raises(ConfigError, match=r"prepare\.eval\.hard\.shape: min_ops \(9\) > max_ops \(4\)"):
+        load_params(_write(tmp_path, data))
 
 
 def test_missing_and_invalid_files(tmp_path):

@@ -55,6 +55,9 @@ class SourceConfig(Section):
     limit: int | None = Field(None, ge=1, description="keep the first N rows")
     n: int | None = Field(None, ge=1, description="world only: how many problems to generate")
     seed: int | None = Field(None, description="world only: generator seed")
+    shape: dict[str, Any] | None = Field(
+        None, description="world only: this source's changes to the `world` section, e.g. {min_ops: 4, max_ops: 4}"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> SourceConfig:
@@ -63,8 +66,12 @@ class SourceConfig(Section):
                 raise ValueError("a 'world' source needs 'n' and 'seed'")
             if self.source is not None:
                 raise ValueError("a 'world' source takes no 'source'")
-        elif self.n is not None or self.seed is not None:
-            raise ValueError(f"'n' and 'seed' apply to 'world' sources only, not '{self.name}'")
+            if self.shape is not None:
+                unknown = sorted(set(self.shape) - set(WorldConfig.model_fields))
+                if unknown:
+                    raise ValueError(f"shape: unknown key(s) {unknown} (known: {sorted(WorldConfig.model_fields)})")
+        elif self.n is not None or self.seed is not None or self.shape is not None:
+            raise ValueError(f"'n', 'seed' and 'shape' apply to 'world' sources only, not '{self.name}'")
         return self
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from genprm.config import (
     ConfigError,
@@ -52,6 +52,19 @@ class Params(Section):
     best_of_n: BestOfNConfig | None = None
     critic: CriticConfig | None = None
     registry: RegisterConfig | None = None
+
+    @model_validator(mode="after")
+    def _world_shapes(self) -> Params:
+        """A world source's ``shape`` must give a valid world together with the ``world`` section."""
+        sources = [(f"prepare.train.{i}", s) for i, s in enumerate(self.prepare.train)]
+        sources += [(f"prepare.eval.{k}", s) for k, s in self.prepare.eval.items()]
+        for where, src in sources:
+            if src.shape:
+                try:
+                    WorldConfig.model_validate({**self.world.model_dump(), **src.shape})
+                except ValidationError as exc:
+                    raise ValueError(f"{where}.shape: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from None
+        return self
 
 
 def load_params(path: str | os.PathLike = "params.yaml") -> Params:

@@ -38,12 +38,15 @@ def load_source(
     n: int | None = None,
     seed: int | None = None,
     world: WorldConfig | None = None,
+    shape: dict[str, Any] | None = None,
     prefix: str = "world",
 ) -> list[Problem] | list[ProcessBenchSample]:
-    """Problems (or ProcessBench samples) of one source."""
+    """Problems (or ProcessBench samples) of one source; ``shape`` changes ``world`` for this source only."""
     if name == "world":
         if n is None or seed is None:
             raise ValueError("a 'world' source needs n and seed")
+        if shape:
+            world = WorldConfig.model_validate({**(world or WorldConfig()).model_dump(), **shape})
         return generate_problems(n, seed, world, prefix=prefix)
     from genprm import data
 
