@@ -31,6 +31,19 @@ def test_world_train_is_decontaminated_against_eval():
     assert len({p.problem for p in data.train}) == len(data.train)  # duplicates within train dropped too
 
 
+def test_world_source_shape_changes_that_source_only():
+    cfg = WorldConfig(min_ops=2, max_ops=4, max_operand=9, max_value=20)
+    data = prepare(
+        [{"name": "world", "n": 40, "seed": 1}],
+        {"hard": {"name": "world", "n": 20, "seed": 2, "shape": {"min_ops": 4, "max_ops": 4}}},
+        world=cfg,
+    )
+    assert {p.metadata["n_ops"] for p in data.eval["hard"]} == {4}
+    assert len({p.metadata["n_ops"] for p in data.train}) > 1  # the training source keeps the world's shape
+    with pytest.raises(ValueError, match="max_ops"):  # the merged shape is validated (min_ops > max_ops)
+        prepare([{"name": "world", "n": 5, "seed": 1, "shape": {"min_ops": 5}}], {}, world=cfg)
+
+
 def test_real_sources(shared_data):
     data = prepare(
         [{"name": "math", "source": str(shared_data / "math"), "split": "train"}],
@@ -65,7 +78,7 @@ def test_stage_script_outputs_are_deterministic(repo, tmp_path):
     first = (tmp_path / "data/prepared/train.jsonl").read_bytes()
     metrics = json.loads((tmp_path / "metrics/prepare.json").read_text())
     assert metrics["train"]["kept"] == len(read_records(tmp_path / "data/prepared/train.jsonl", Problem))
-    assert metrics["eval"] == {"world_test": 300}
+    assert metrics["eval"] == {"world_test": 300, "world_hard": 60}
     r = _run_stage(tmp_path)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "data/prepared/train.jsonl").read_bytes() == first
