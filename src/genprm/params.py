@@ -61,7 +61,7 @@ class Params(Section):
         for where, src in sources:
             if src.shape:
                 try:
-                    WorldConfig.model_validate({**self.world.model_dump(), **src.shape})
+                    self.world.reshaped(src.shape)
                 except ValidationError as exc:
                     raise ValueError(f"{where}.shape: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from None
         return self

@@ -45,9 +45,7 @@ def load_source(
     if name == "world":
         if n is None or seed is None:
             raise ValueError("a 'world' source needs n and seed")
-        if shape:
-            world = WorldConfig.model_validate({**(world or WorldConfig()).model_dump(), **shape})
-        return generate_problems(n, seed, world, prefix=prefix)
+        return generate_problems(n, seed, (world or WorldConfig()).reshaped(shape), prefix=prefix)
     from genprm import data
 
     if name == "processbench":

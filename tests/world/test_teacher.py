@@ -202,14 +202,19 @@ def _turn_up_to_code(teacher: WorldTeacher, messages, t: int) -> str:
     return prefix + c.text
 
 
+def _code_of(turn: str) -> str:
+    """The code block a turn written up to its code stop ends with."""
+    return turn[turn.rfind("```python\n") + len("```python\n") : -len(CODE_STOP)]
+
+
 def test_doctored_output_flips_the_verdict(teacher, sandbox):
     steps = HAND_CASES[1][1]  # step 2 (t=2) is wrong
     messages = build_messages(P, steps[:2], ["(turn 1)"])
     turn = _turn_up_to_code(teacher, messages, 2)
     first = _turn_up_to_code(teacher, build_messages(P, steps[:1]), 1)
     with sandbox.session() as session:  # paragraph 1's code sets the running value paragraph 2 uses
-        session.run(first[first.rfind("```python\n") + 10 : -len(CODE_STOP)])
-        real = session.run(turn[turn.rfind("```python\n") + 10 : -len(CODE_STOP)])
+        session.run(_code_of(first))
+        real = session.run(_code_of(turn))
     assert real.stdout.strip().splitlines()[-1] == "False"
 
     def judge(output: str) -> bool | None:

@@ -63,6 +63,10 @@ class WorldConfig(BaseModel):
             raise ValueError(f"min_ops ({self.min_ops}) > max_ops ({self.max_ops})")
         return self
 
+    def reshaped(self, shape: dict | None) -> WorldConfig:
+        """This shape with the keys of ``shape`` changed, validated as a whole (a source's ``shape``)."""
+        return WorldConfig.model_validate({**self.model_dump(), **shape}) if shape else self
+
 
 class WorldFormatError(ValueError):
     """A text is not a problem of the world."""

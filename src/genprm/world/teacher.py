@@ -204,18 +204,19 @@ def _review(chain: Chain, k: int, step: str, is_last: bool, n_paragraphs: int | 
     lines = [f"claim = {claim.result}"]
     if k < n_ops and claim.answer is not None:
         text = f"Paragraph {k} claims {claim.result}. It also states an answer, {claim.answer}, too early."
-        check = "print(v == claim and False)"
+        check = "v == claim and False"
     elif (k == n_ops and is_last) or claim.answer is not None:
         text = f"Paragraph {k} claims {claim.result} and the answer {claim.answer}; it is the last operation."
         lines.append(f"answer = {claim.answer}")
-        check = "print(v == claim == answer)"
+        check = "v == claim == answer"
     else:
         text = f"Paragraph {k} claims {claim.result}."
-        check = "print(v == claim)"
+        check = "v == claim"
+    comment = ""
     if is_last and n_paragraphs is not None and n_paragraphs < n_ops:
         text += f" The solution ends here, after {n_paragraphs} of the problem's {n_ops} operations."
-        check = check[: -len(")")] + f" and {n_paragraphs} >= {n_ops})  # the solution must finish"
-    return _Review(text, "\n".join([*lines, carry, check]))
+        check, comment = f"{check} and {n_paragraphs} >= {n_ops}", "  # the solution must finish"
+    return _Review(text, "\n".join([*lines, carry, f"print({check}){comment}"]))
 
 
 # ----------------------------------------------------------------------------------------------
