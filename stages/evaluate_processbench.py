@@ -73,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
             (bad if i == s.label else good).append(r)
     plot_reward_histogram(good, bad, args.rewards_plot, title=f"GenPRM step rewards (Maj@{v.n_paths})")
     for name in ("pass@1", maj_key):
-        log.info("%s average F1 %.1f", name, metrics[name]["average_f1"])
+        kinds = metrics[name].get("error_acc_by_kind", {})
+        log.info("%s average F1 %.1f%s", name, metrics[name]["average_f1"],
+                 "".join(f"; {k} errors found {v['error_acc']:.0f}% (n={v['n']})" for k, v in kinds.items()))
     log_stage_run("evaluate_processbench", {"evaluate_processbench": cfg.model_dump()}, [args.metrics],
                   [args.plot, args.rewards_plot], inputs=[args.model, args.data or cfg.data])
     return 0

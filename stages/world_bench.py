@@ -2,7 +2,8 @@
 
 Samples the world policy on the held-out world problems (``sampling`` params), labels every
 solution with the exact checker and keeps a balanced set in ProcessBench's own format (one
-JSON array per split, fields ``id, generator, problem, steps, final_answer_correct, label``),
+JSON array per split, fields ``id, generator, problem, steps, final_answer_correct, label``,
+and ``error_kind``, the checker's kind of the first error),
 so the evaluation code reads it exactly like the real benchmark. Writes::
 
     data/world_processbench/world.json

@@ -136,7 +136,12 @@ class Rationale(Record):
 
 
 class ProcessBenchSample(Record):
-    """A ProcessBench row. ``label`` is the 0-based index of the earliest wrong step, -1 if none."""
+    """A ProcessBench row. ``label`` is the 0-based index of the earliest wrong step, -1 if none.
+
+    ``error_kind`` is not in the real benchmark: a benchmark that knows what kind of mistake its
+    first error is (the world's, from its checker) sets it, and the evaluation then reports the
+    accuracy per kind.
+    """
 
     id: str
     generator: str = ""
@@ -145,11 +150,14 @@ class ProcessBenchSample(Record):
     final_answer_correct: bool
     label: int = Field(ge=-1)
     split: str = ""
+    error_kind: str | None = None
 
     @model_validator(mode="after")
     def _check(self) -> ProcessBenchSample:
         if self.label >= len(self.steps):
             raise ValueError(f"label {self.label} is out of range for {len(self.steps)} steps")
+        if self.error_kind is not None and self.label == -1:
+            raise ValueError(f"error_kind {self.error_kind!r} on a sample without error (label -1)")
         return self
 
 

@@ -99,6 +99,8 @@ def test_eval_set_without_answer_raises_but_math_skips(tmp_path: Path) -> None:
         ({"final_answer_correct": False}, "final_answer_correct", "label -1"),
         ({"generator": 3}, "generator", "expected a string"),
         ({"id": "math-0"}, "id", "duplicate id"),
+        ({"error_kind": "copy"}, "error_kind", "(label -1)"),
+        ({"label": 0, "final_answer_correct": False, "error_kind": 3}, "error_kind", "expected a string"),
     ],
 )
 def test_processbench_rows(tmp_path: Path, changes: dict[str, Any], field: str, message: str) -> None:
@@ -115,7 +117,7 @@ def test_processbench_valid_edge_cases(tmp_path: Path) -> None:
     rows = [
         _pb_row(0),
         _pb_row(1, label=1, final_answer_correct=True),  # a process error can still reach the right answer
-        _pb_row(2, label=0, final_answer_correct=False, generator=...),
+        _pb_row(2, label=0, final_answer_correct=False, generator=..., error_kind="copy"),
     ]
     path = tmp_path / "gsm8k.json"
     path.write_text(json.dumps(rows))
@@ -125,6 +127,7 @@ def test_processbench_valid_edge_cases(tmp_path: Path) -> None:
         ("math-1", 1, True, "gsm8k", "gen"),
         ("math-2", 0, False, "gsm8k", ""),
     ]
+    assert [s.error_kind for s in samples] == [None, None, "copy"]
 
 
 def test_processbench_file_level_errors(tmp_path: Path) -> None:

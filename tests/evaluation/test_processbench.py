@@ -48,6 +48,19 @@ def test_metrics_equal_official_formula_on_real_data(shared_data, tmp_path):
     assert {"id", "split", "prediction", "step_rewards"} <= set(row) and row["id"] == samples[0].id
 
 
+def test_accuracy_per_error_kind_where_samples_know_it():
+    from genprm.records import ProcessBenchSample
+
+    def sample(i: int, label: int, kind: str | None, split: str = "a") -> ProcessBenchSample:
+        return ProcessBenchSample(id=str(i), problem="p", steps=["x", "y"], final_answer_correct=label == -1,
+                                  label=label, split=split, error_kind=kind)
+
+    samples = [sample(0, 0, "copy"), sample(1, 1, "copy", "b"), sample(2, 1, "arithmetic"), sample(3, -1, None)]
+    metrics = processbench_metrics(samples, [0, -1, 1, -1])
+    assert metrics["error_acc_by_kind"] == {"arithmetic": {"error_acc": 100.0, "n": 1}, "copy": {"error_acc": 50.0, "n": 2}}
+    assert "error_acc_by_kind" not in processbench_metrics([sample(4, 1, None)], [1])  # the real benchmark
+
+
 def test_predict_first_error():
     assert predict_first_error([0.9, 0.7, 0.2, 0.1]) == 2
     assert predict_first_error([0.9, 0.5]) == -1

@@ -25,6 +25,7 @@ def test_labels_follow_the_checker_in_processbench_schema():
     samples = label_solutions(SOLS, split="world")
     assert [s.label for s in samples] == [-1, 1, 1, -1, 0, 1]
     assert [s.final_answer_correct for s in samples] == [True, False, False, True, False, True]
+    assert [s.error_kind for s in samples] == [None, "arithmetic", "arithmetic", None, "copy", "copy"]
     row = samples[1].to_dict()
     assert {"id", "generator", "problem", "steps", "final_answer_correct", "label"} <= set(row)
     assert row["split"] == "world"
@@ -33,6 +34,7 @@ def test_labels_follow_the_checker_in_processbench_schema():
 def test_balanced_one_per_problem_and_deterministic():
     samples, stats = build_benchmark(SOLS, 4, seed=0)
     assert stats["erroneous"] == 2 and stats["correct"] == 2
+    assert stats["first_error_kind"] == {"arithmetic": 1, "copy": 1}
     assert sum(s.label >= 0 for s in samples) == 2
     wrong_problems = [s.id.split("/")[0] for s in samples if s.label >= 0]
     assert sorted(wrong_problems) == ["p1", "p2"]

@@ -47,4 +47,5 @@ def test_same_params_same_bytes(repo, easy_policy, tmp_path, load_script):
     assert digests[0] == digests[1]
     rows = json.loads((tmp_path / "a" / "world.json").read_text())
     assert len(rows) == 6 and sum(r["label"] == -1 for r in rows) == 3
-    assert set(rows[0]) == {"id", "generator", "problem", "steps", "final_answer_correct", "label"}
+    assert set(rows[0]) == {"id", "generator", "problem", "steps", "final_answer_correct", "label", "error_kind"}
+    assert all((r["error_kind"] is None) == (r["label"] == -1) for r in rows)

@@ -64,6 +64,9 @@ def row_to_sample(row: Row, split: str) -> ProcessBenchSample:
         raise fail("label", f"{label} is out of range [-1, {len(steps) - 1}] for {len(steps)} steps")
     if label == -1 and not correct:
         raise fail("final_answer_correct", "false, but label -1 says every step is correct")
+    kind = data.get("error_kind")  # not in the real benchmark; the world's sets it
+    if kind is not None and (not isinstance(kind, str) or label == -1):
+        raise fail("error_kind", f"expected a string on a sample with an error, got {kind!r:.60} (label {label})")
     record = {
         "id": data["id"],
         "generator": generator,
@@ -72,6 +75,7 @@ def row_to_sample(row: Row, split: str) -> ProcessBenchSample:
         "final_answer_correct": correct,
         "label": label,
         "split": split,
+        "error_kind": kind,
     }
     return parse_record(ProcessBenchSample, record, path=row.origin, line=row.line)
 

@@ -5,7 +5,9 @@ A prediction is the index of the first step whose reward is below ``threshold`` 
 percent): ``error_acc`` = share of samples with ``label != -1`` whose prediction equals the label,
 ``correct_acc`` = the same on samples with ``label == -1``, ``f1 = 2*ae*ac/(ae+ac)`` (0 when both
 are 0, where the official script would divide by zero). The headline ``average_f1`` is the plain
-mean of the split F1s. A missing prediction (``None``) never matches, as in the official code::
+mean of the split F1s. A missing prediction (``None``) never matches, as in the official code.
+Samples that know the kind of their first error (``error_kind``, the world's benchmark) add
+``error_acc_by_kind``: ``error_acc`` and ``n`` per kind, over all splits::
 
     preds = [predict_first_error(r, 0.5) for r in rewards]
     metrics = processbench_metrics(samples, preds)       # {"splits": {...}, "average_f1": ...}
@@ -74,13 +76,22 @@ def processbench_metrics(samples: Sequence[ProcessBenchSample], predictions: Seq
         labels.append(s.label)
         preds.append(p)
     splits = {name: split_metrics(labels, preds) for name, (labels, preds) in by_split.items()}
-    return {
+    out: dict[str, Any] = {
         "splits": splits,
         "average_f1": sum(m["f1"] for m in splits.values()) / len(splits),
         "average_error_acc": sum(m["error_acc"] for m in splits.values()) / len(splits),
         "average_correct_acc": sum(m["correct_acc"] for m in splits.values()) / len(splits),
         "n": len(samples),
     }
+    by_kind: dict[str, list[bool]] = {}
+    for s, p in zip(samples, predictions):
+        if s.error_kind is not None:
+            by_kind.setdefault(s.error_kind, []).append(p == s.label)
+    if by_kind:
+        out["error_acc_by_kind"] = {
+            kind: {"error_acc": 100.0 * sum(hits) / len(hits), "n": len(hits)} for kind, hits in sorted(by_kind.items())
+        }
+    return out
 
 
 def prediction_rows(

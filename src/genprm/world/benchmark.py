@@ -2,7 +2,8 @@
 
 Each sample is a solution the policy really wrote, in ProcessBench's own schema
 (``id, generator, problem, steps, final_answer_correct, label``) so evaluation code treats it
-like the real benchmark. ``label`` is the checker's first wrong step (-1 if none). The set is
+like the real benchmark. ``label`` is the checker's first wrong step (-1 if none) and ``error_kind`` its kind
+(arithmetic, copy, answer, format, extra: the evaluation reports accuracy per kind). The set is
 balanced: as many erroneous as fully correct solutions, at most one of each kind per problem
 (so easy problems do not dominate), chosen in a seeded order.
 """
@@ -35,6 +36,7 @@ def label_solutions(solutions: Sequence[Solution], split: str = "world") -> list
                 final_answer_correct=res.final_correct,
                 label=res.first_error,
                 split=split,
+                error_kind=res.first_error_kind,
             )
         )
     return out
@@ -70,15 +72,18 @@ def build_benchmark(
     samples = [wrong[k] for k in pick_wrong] + [right[k] for k in pick_right]
     samples.sort(key=lambda s: s.id)
     positions: dict[int, int] = {}
+    kinds: dict[str, int] = {}
     for s in samples:
         if s.label >= 0:
             positions[s.label] = positions.get(s.label, 0) + 1
+            kinds[s.error_kind or "?"] = kinds.get(s.error_kind or "?", 0) + 1
     stats = {
         "size": len(samples),
         "erroneous": half,
         "correct": size - half,
         "process_error_but_correct_answer": sum(1 for s in samples if s.label >= 0 and s.final_answer_correct),
         "first_error_position": {str(k): v for k, v in sorted(positions.items())},
+        "first_error_kind": dict(sorted(kinds.items())),
         "candidates": {"erroneous": len(wrong), "correct": len(right)},
     }
     return samples, stats
