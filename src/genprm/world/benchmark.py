@@ -2,10 +2,10 @@
 
 Each sample is a solution the policy really wrote, in ProcessBench's own schema
 (``id, generator, problem, steps, final_answer_correct, label``) so evaluation code treats it
-like the real benchmark. ``label`` is the checker's first wrong step (-1 if none) and ``error_kind`` its kind
-(arithmetic, copy, answer, format, extra: the evaluation reports accuracy per kind). The set is
-balanced: as many erroneous as fully correct solutions, at most one of each kind per problem
-(so easy problems do not dominate), chosen in a seeded order.
+like the real benchmark. ``label`` is the checker's first wrong step (-1 if none) and
+``error_kind`` its kind (arithmetic, copy, answer, format, extra: the evaluation reports accuracy
+per kind). The set is balanced: as many erroneous as fully correct solutions, at most one of each
+kind per problem (so easy problems do not dominate), chosen in a seeded order.
 """
 
 from __future__ import annotations
