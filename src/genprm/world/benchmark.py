@@ -72,11 +72,11 @@ def build_benchmark(
     samples = [wrong[k] for k in pick_wrong] + [right[k] for k in pick_right]
     samples.sort(key=lambda s: s.id)
     positions: dict[int, int] = {}
-    kinds: dict[str, int] = {}
+    kinds: dict[str | None, int] = {}
     for s in samples:
         if s.label >= 0:
             positions[s.label] = positions.get(s.label, 0) + 1
-            kinds[s.error_kind or "?"] = kinds.get(s.error_kind or "?", 0) + 1
+            kinds[s.error_kind] = kinds.get(s.error_kind, 0) + 1  # label_solutions sets it for every error
     stats = {
         "size": len(samples),
         "erroneous": half,
