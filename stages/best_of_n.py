@@ -5,8 +5,8 @@ scores every step with the GenPRM verifier, and compares PRM-Last / PRM-Min / PR
 selection, majority voting, PRM-weighted voting and pass@k for N = 1, 2, 4 ... n_max
 (:mod:`genprm.evaluation.best_of_n`)::
 
-    data/eval/best_of_n.jsonl      the scored solutions (step_rewards in metadata)
-    metrics/best_of_n.json         {"curves": {method: {N: acc}}, "at_n_max": {...}, ...}
+    data/eval/best_of_n.jsonl      the scored solutions (step_rewards and step_forced in metadata)
+    metrics/best_of_n.json         {"curves": {method: {N: acc}}, "at_n_max": {...}, "forced_judgements": {...}, ...}
     plots/best_of_n.png            accuracy against N
 
 Run: ``python stages/best_of_n.py [--params params.yaml] [--model models/genprm] [--policy models/policy]``
@@ -23,7 +23,7 @@ from genprm.logs import setup_logging
 from genprm.records import write_json, write_records
 from genprm.sampling import sample_solutions
 from genprm.sandbox import Sandbox
-from genprm.verifier import GenPRMVerifier
+from genprm.verifier import GenPRMVerifier, forced_summary
 from lineage import log_stage_run  # stages/lineage.py: this script's folder is on sys.path
 from eval_args import eval_problems, parse
 
@@ -56,8 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         gen.close()
     rewards = {s.id: r.rewards for s, r in zip(scorable, results)}
+    forced = {s.id: r.forced_shares for s, r in zip(scorable, results)}
     for s in solutions:
         s.metadata["step_rewards"] = rewards.get(s.id, [0.0])
+        s.metadata["step_forced"] = forced.get(s.id, [])
     by_problem: dict[str, list[Candidate]] = {}
     for s in solutions:
         by_problem.setdefault(s.problem_id, []).append(
@@ -73,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         "curves": curves,
         "at_n_max": {m: c[top] for m, c in curves.items()},
         "prm_min_minus_majority": round(curves["prm_min"][top] - curves["majority"][top], 2),
+        "forced_judgements": forced_summary(results),
         "sampling_seconds": round(sampled, 2),
         "seconds": round(time.perf_counter() - start, 2),
     }

@@ -6,7 +6,8 @@ step it scores below the threshold and the policy revises from there, or the pol
 without a critic::
 
     data/eval/critic.jsonl      the final solutions of both arms
-    metrics/critic.json         {"accuracy": {"critic": [...], "self": [...]}, "revised": ..., "gain": ...}
+    metrics/critic.json         {"accuracy": {"critic": [...], "self": [...]}, "revised": ..., "gain": ...,
+                                 "forced_judgements": {turns, forced, share, by_reason}}
     plots/critic.png            accuracy per turn
 
 Run: ``python stages/critic.py [--params params.yaml] [--model models/genprm] [--policy models/policy]``
@@ -57,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         "revised": report.revised,
         "gain": {arm: round(acc[-1] - acc[0], 2) for arm, acc in final.items()},
         "critic_minus_self": round(final["critic"][-1] - final["self"][-1], 2),
+        "forced_judgements": report.forced,
         "seconds": round(time.perf_counter() - start, 2),
     }
     write_records(args.out, [s.model_copy(update={"metadata": {**s.metadata, "arm": arm}})

@@ -3,8 +3,9 @@
 Reads ``evaluate_processbench.data`` (the world's benchmark by default; the real ProcessBench
 folder or Hub id in other profiles) and writes Pass@1 (path 0) and Maj@N (mean of N paths)::
 
-    data/eval/processbench_predictions.jsonl   id, split, prediction, step_rewards (Maj@N)
-    metrics/processbench.json                  {"pass@1": {...}, "maj@N": {...}, "seconds": ...}
+    data/eval/processbench_predictions.jsonl   id, split, prediction, step_rewards (Maj@N), step_forced
+    metrics/processbench.json                  {"pass@1": {...}, "maj@N": {...}, "seconds": ...}; each
+                                               with "forced_judgements" (turns, forced, share, by_reason)
     plots/processbench_f1.png                  F1 per split (Maj@N)
     plots/processbench_rewards.png             rewards of correct and erroneous steps
 
@@ -24,7 +25,7 @@ from genprm.logs import setup_logging
 from genprm.params import load_params
 from genprm.records import write_json
 from genprm.sandbox import Sandbox
-from genprm.verifier import GenPRMVerifier
+from genprm.verifier import GenPRMVerifier, forced_summary
 from lineage import log_stage_run  # stages/lineage.py: this script's folder is on sys.path
 
 log = logging.getLogger("stages.evaluate_processbench")
@@ -58,12 +59,14 @@ def main(argv: list[str] | None = None) -> int:
     pass1 = [[st.paths[0].reward for st in r.steps] for r in results]
     maj_key = f"maj@{v.n_paths}"
     metrics = {
-        "pass@1": processbench_metrics(samples, [predict_first_error(r, cfg.threshold) for r in pass1]),
-        maj_key: processbench_metrics(samples, [predict_first_error(r, cfg.threshold) for r in maj]),
-        "fallback_turns": sum(p.fallback for r in results for st in r.steps for p in st.paths),
+        "pass@1": {**processbench_metrics(samples, [predict_first_error(r, cfg.threshold) for r in pass1]),
+                   "forced_judgements": forced_summary(results, paths=1)},
+        maj_key: {**processbench_metrics(samples, [predict_first_error(r, cfg.threshold) for r in maj]),
+                  "forced_judgements": forced_summary(results)},
         "seconds": round(time.perf_counter() - start, 2),
     }
-    write_predictions(args.predictions, samples, [predict_first_error(r, cfg.threshold) for r in maj], maj)
+    write_predictions(args.predictions, samples, [predict_first_error(r, cfg.threshold) for r in maj], maj,
+                      [r.forced_shares for r in results])
     write_json(args.metrics, metrics)
     plot_processbench_f1(metrics[maj_key], args.plot, title=f"ProcessBench F1 (Maj@{v.n_paths})")
     good, bad = [], []

@@ -79,9 +79,21 @@ def test_step_values_validation():
 
 
 def test_verdict_reward_bounds():
-    assert Verdict(step=0, correct=None, reward=0.5).reward == 0.5
+    assert Verdict(step=0, correct=True, reward=0.5).reward == 0.5
     with pytest.raises(ValueError):
         Verdict(step=0, correct=True, reward=1.2)
+    with pytest.raises(ValueError):
+        Verdict(step=0, correct=True, reward=0.9, forced=1.5)
+
+
+def test_verdict_without_judgement_has_no_reward():
+    """A missing judgement is never a score: no 0.5 stand-in, no correct flag."""
+    v = Verdict(step=0, correct=None, reward=None)
+    assert v.reward is None and Verdict(**v.to_dict()) == v
+    with pytest.raises(ValueError, match="together"):
+        Verdict(step=0, correct=None, reward=0.5)
+    with pytest.raises(ValueError, match="together"):
+        Verdict(step=0, correct=True, reward=None)
 
 
 def test_atomic_write_keeps_old_file_on_error(tmp_path):

@@ -114,14 +114,23 @@ class StepValues(Record):
 class Verdict(Record):
     """One step's judgement.
 
-    ``correct`` is None when no Yes/No judgement was produced; ``reward`` is P(Yes)
-    (0.5 when no judgement).
+    ``reward`` is P(Yes); ``correct`` is ``reward >= threshold``. Both are None when no judgement
+    was given (a teacher's review without a parseable ``\\boxed{Yes}``/``\\boxed{No}``): a
+    missing judgement is never a score. ``forced`` is the share of the step's verification paths
+    whose judgement was forced (read from the model's logits after the forced judgement prefix).
     """
 
     step: int = Field(ge=0)
     correct: bool | None
-    reward: float = Field(ge=0.0, le=1.0)
+    reward: float | None = Field(ge=0.0, le=1.0)
+    forced: float = Field(0.0, ge=0.0, le=1.0)
     text: str = ""
+
+    @model_validator(mode="after")
+    def _judged_together(self) -> Verdict:
+        if (self.correct is None) != (self.reward is None):
+            raise ValueError("correct and reward are None together (no judgement) or both set")
+        return self
 
 
 class Rationale(Record):

@@ -11,8 +11,10 @@ generator and ONE started :class:`~genprm.sandbox.Sandbox` that live as long as 
 
 Request records: ``{"problem": str, "steps": [str, ...]}``. Answer records, one per input:
 ``rewards`` (one float per step, the mean P(Yes) over paths), ``first_error`` (0-based index of
-the first step whose reward is below ``threshold``, -1 if none) and ``rationales`` (path 0's
-whole assistant turn per step: analysis, code, ``[Code Output]``, judgement).
+the first step whose reward is below ``threshold``, -1 if none), ``rationales`` (path 0's
+whole assistant turn per step: analysis, code, ``[Code Output]``, judgement) and ``forced`` (per
+step, the share of paths whose judgement was forced: read from the model's logits after the
+forced judgement prefix because no judgement could be parsed; never a 0.5 stand-in).
 
 The signature (:func:`verifier_signature`) makes MLflow's scoring server reject records that
 lack a column or whose ``steps`` is not an array of strings; :func:`parse_records` then checks
@@ -84,7 +86,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 INPUT_FIELDS = ("problem", "steps")
-OUTPUT_FIELDS = ("rewards", "first_error", "rationales")
+OUTPUT_FIELDS = ("rewards", "first_error", "rationales", "forced")
 
 
 @dataclass(frozen=True)
@@ -103,13 +105,14 @@ class ServingLimits:
 
 
 def verifier_signature() -> ModelSignature:
-    """Input ``problem: string, steps: array<string>``; output ``rewards, first_error, rationales``."""
+    """Input ``problem: string, steps: array<string>``; output ``rewards, first_error, rationales, forced``."""
     inputs = Schema([ColSpec(DataType.string, "problem"), ColSpec(Array(DataType.string), "steps")])
     outputs = Schema(
         [
             ColSpec(Array(DataType.double), "rewards"),
             ColSpec(DataType.long, "first_error"),
             ColSpec(Array(DataType.string), "rationales"),
+            ColSpec(Array(DataType.double), "forced"),
         ]
     )
     return ModelSignature(inputs=inputs, outputs=outputs)
@@ -290,6 +293,7 @@ class GenPRMServer(mlflow.pyfunc.PythonModel):
                 "rewards": [float(r) for r in res.rewards],
                 "first_error": int(res.first_error(threshold)),
                 "rationales": [step.paths[0].text for step in res.steps],
+                "forced": [float(f) for f in res.forced_shares],
             }
             for res in results
         ]

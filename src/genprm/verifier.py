@@ -10,9 +10,10 @@ assistant turn per step:
 2. ``VERIFY_PREFIX`` -> generate until a code block closes (the code runs in the solution's
    sandbox session and ``[Code Output]`` is appended; at most ``max_code_rounds`` blocks) or the
    judgement closes (``</output>\\n``);
-3. when a stage ends without its stop string, the token budget of the turn runs out or one block
-   too many is opened: the analysis alone followed by ``FALLBACK_JUDGEMENT``; only the judgement
-   is generated.
+3. when a stage ends without its stop string, the token budget of the turn runs out, one block
+   too many is opened, or the turn closes without a parseable ``\\boxed{Yes}``/``\\boxed{No}``:
+   the judgement is *forced*. The turn becomes the analysis alone followed by
+   ``FALLBACK_JUDGEMENT`` and the reward is read from the model at that position (below).
 
 Batching: steps are sequential within a verification path, but each stage of step ``t`` is ONE
 engine call over every (solution, path) pair still active; code of different pairs runs
@@ -21,8 +22,12 @@ concurrently (one sandbox session per pair, so names persist across the steps of
 Reward of a path at a step: the judgement call asks for ``logprobs=20``; at the position of the
 ``Yes``/``No`` token that follows ``\\boxed{`` the two log-probabilities are soft-maxed (a missing
 one takes the smallest returned log-probability). Without log-probabilities (e.g. the
-``world-teacher`` backend) the parsed judgement gives 1.0 / 0.0; without a judgement: 0.5.
-Maj@N: the step reward is the mean over N paths. Requests carry seeds derived from (seed,
+``world-teacher`` backend) the parsed judgement gives 1.0 / 0.0. A forced judgement's reward is
+P(Yes) / (P(Yes) + P(No)) of the continuations ``{Yes`` and ``{No`` after the forced prefix,
+scored by :meth:`Generator.score_continuations` (the model's logits on every backend, never
+sampled text); its turn then ends with the likelier judgement. So the verifier never fails open:
+every reward is one the model gave, and :attr:`PathTurn.forced` / :func:`forced_summary` say how
+many were forced. Maj@N: the step reward is the mean over N paths. Requests carry seeds derived from (seed,
 solution index, path, step, stage, round), so results do not depend on batch composition::
 
     verifier = GenPRMVerifier(generator, sandbox, VerifierOptions(n_paths=8, seed=0))
@@ -51,10 +56,11 @@ from genprm.conversation import (
     build_messages,
     code_output_block,
     join_generated,
+    judgement,
     parse_judgement,
     prompt_prefix,
 )
-from genprm.engine.base import Completion, GenerationRequest, Generator
+from genprm.engine.base import Completion, EngineError, GenerationRequest, Generator
 from genprm.logs import progress
 from genprm.records import Verdict
 from genprm.sandbox.output import NO_CODE_OUTPUT
@@ -67,6 +73,8 @@ __all__ = [
     "SolutionVerification",
     "GenPRMVerifier",
     "judgement_reward",
+    "forced_reward",
+    "forced_summary",
     "derive_seed",
     "token_decoder",
 ]
@@ -95,8 +103,6 @@ class VerifierOptions:
     seed: int = 0
     max_tokens: int = 2048
     """Generated-token budget of one step turn (all its stages together)."""
-    judgement_tokens: int = 32
-    """Budget of the forced judgement of a fallback."""
     max_code_rounds: int = 3
     code_timeout_s: float = 5.0
     logprobs: int = 20
@@ -108,23 +114,31 @@ class VerifierOptions:
     def __post_init__(self) -> None:
         if self.n_paths < 1:
             raise ValueError(f"n_paths must be >= 1, got {self.n_paths}")
-        if self.max_tokens < 1 or self.judgement_tokens < 1:
-            raise ValueError("max_tokens and judgement_tokens must be >= 1")
+        if self.max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
         if self.max_code_rounds < 0:
             raise ValueError(f"max_code_rounds must be >= 0, got {self.max_code_rounds}")
         if self.max_active < 1:
             raise ValueError(f"max_active must be >= 1, got {self.max_active}")
 
 
+FallbackReason = Literal["analysis_unfinished", "verify_unfinished", "token_budget", "code_rounds", "no_judgement"]
+
+
 @dataclass
 class PathTurn:
-    """One verification path's assistant turn for one step."""
+    """One verification path's assistant turn for one step.
+
+    ``forced`` is True when the judgement was forced (the released code's "fallback", see the
+    module docstring) and ``reason`` says why.
+    """
 
     text: str
     reward: float
-    verdict: bool | None
+    verdict: bool
     code_rounds: int
-    fallback: bool
+    forced: bool
+    reason: FallbackReason | None = None
 
 
 @dataclass
@@ -135,6 +149,11 @@ class StepResult:
     reward: float
     paths: list[PathTurn]
 
+    @property
+    def forced_share(self) -> float:
+        """Share of this step's paths whose judgement was forced."""
+        return sum(p.forced for p in self.paths) / len(self.paths)
+
 
 @dataclass
 class SolutionVerification:
@@ -144,10 +163,16 @@ class SolutionVerification:
     def rewards(self) -> list[float]:
         return [s.reward for s in self.steps]
 
+    @property
+    def forced_shares(self) -> list[float]:
+        """Per step, the share of paths whose judgement was forced."""
+        return [s.forced_share for s in self.steps]
+
     def verdicts(self, threshold: float = 0.5) -> list[Verdict]:
         """Records of path 0's rationale with the averaged reward (correct: reward >= threshold)."""
         return [
-            Verdict(step=s.step, correct=s.reward >= threshold, reward=min(1.0, max(0.0, s.reward)), text=s.paths[0].text)
+            Verdict(step=s.step, correct=s.reward >= threshold, reward=min(1.0, max(0.0, s.reward)),
+                    forced=round(s.forced_share, 6), text=s.paths[0].text)
             for s in self.steps
         ]
 
@@ -178,11 +203,11 @@ def _label(token_text: str) -> str | None:
     return s if s in ("Yes", "No") else None
 
 
-def judgement_reward(prefix: str, completion: Completion, decode: Callable[[int | str], str] | None) -> float:
-    """P(Yes) of the judgement a completion ends with (see the module docstring)."""
+def judgement_reward(prefix: str, completion: Completion, decode: Callable[[int | str], str] | None) -> float | None:
+    """P(Yes) of the judgement a completion ends with, or None when it has none (see the module docstring)."""
     verdict = parse_judgement(prefix + completion.text)
     if verdict is None:
-        return 0.5
+        return None
     if completion.logprobs is None or decode is None or not completion.logprobs:
         return 1.0 if verdict else 0.0
     lps = completion.logprobs
@@ -205,6 +230,48 @@ def judgement_reward(prefix: str, completion: Completion, decode: Callable[[int 
         m = max(yes, no)
         return math.exp(yes - m) / (math.exp(yes - m) + math.exp(no - m))
     return 1.0 if verdict else 0.0
+
+
+FORCED_CANDIDATES = ("{Yes", "{No")
+"""What is scored after :data:`FALLBACK_JUDGEMENT` (which ends at ``\\boxed``)."""
+
+
+def forced_reward(generator: Generator, request: GenerationRequest) -> float:
+    """P(Yes) / (P(Yes) + P(No)) right after ``request``'s prefix, from the model's log-probabilities.
+
+    ``request.assistant_prefix`` must end with :data:`FALLBACK_JUDGEMENT`. Raises
+    :class:`genprm.engine.EngineError` when the engine cannot score (a judgement is never guessed).
+    """
+    if not request.assistant_prefix.endswith(FALLBACK_JUDGEMENT):
+        raise ValueError("a forced judgement's prefix must end with FALLBACK_JUDGEMENT")
+    try:
+        yes, no = generator.score_continuations(request, list(FORCED_CANDIDATES))
+    except NotImplementedError as exc:
+        raise EngineError(
+            f"the {generator.backend!r} engine cannot score continuations, so a forced judgement has no "
+            f"reward; give it a local tokenizer or use a backend that reports log-probabilities ({exc})"
+        ) from exc
+    if not (math.isfinite(yes) and math.isfinite(no)):
+        if yes == no:
+            raise EngineError(f"the engine gave no probability to either judgement ({yes}, {no})")
+        return 1.0 if yes > no else 0.0
+    m = max(yes, no)
+    return math.exp(yes - m) / (math.exp(yes - m) + math.exp(no - m))
+
+
+def forced_summary(results: Sequence[SolutionVerification], paths: int | None = None) -> dict[str, Any]:
+    """How many path turns had their judgement forced, overall and by reason (for metrics files).
+
+    ``paths``: count only each step's first ``paths`` paths (1 for a Pass@1 metric).
+    """
+    turns = [p for r in results for s in r.steps for p in s.paths[:paths]]
+    reasons: dict[str, int] = {}
+    for p in turns:
+        if p.forced:
+            reasons[str(p.reason)] = reasons.get(str(p.reason), 0) + 1
+    forced = sum(reasons.values())
+    return {"turns": len(turns), "forced": forced, "share": round(forced / len(turns), 4) if turns else 0.0,
+            "by_reason": dict(sorted(reasons.items()))}
 
 
 def _last_code(text: str) -> str | None:
@@ -231,6 +298,7 @@ class _Path:
     used: int = 0
     rounds: int = 0
     fallback: bool = False
+    reason: FallbackReason | None = None
 
 
 class GenPRMVerifier:
@@ -347,13 +415,16 @@ class GenPRMVerifier:
             for t in range(1, n_steps + 1):
                 active = [s for s in states if len(s.steps) >= t]
                 for s in active:
-                    s.analysis, s.turn, s.used, s.rounds, s.fallback = analyze_prefix(t), "", 0, 0, False
+                    s.analysis, s.turn, s.used, s.rounds, s.fallback, s.reason = analyze_prefix(t), "", 0, 0, False, None
                 # stage 1: analysis
                 outs = self._call([self._request(s, t, prompt_prefix(s.analysis), (ANALYZE_STOP,), opts.max_tokens, "analyze", 0, None) for s in active])
                 for s, c in zip(active, outs):
                     s.analysis = join_generated(s.analysis, c.text)
                     s.used += self._n_tokens(c)
-                    s.fallback = c.stop_string != ANALYZE_STOP or s.used >= opts.max_tokens
+                    if c.stop_string != ANALYZE_STOP:
+                        s.fallback, s.reason = True, "analysis_unfinished"
+                    elif s.used >= opts.max_tokens:
+                        s.fallback, s.reason = True, "token_budget"
                     s.turn = s.analysis + VERIFY_PREFIX
                 # stage 2: verify, executing code, until the judgement closes
                 pending = [s for s in active if not s.fallback]
@@ -370,27 +441,31 @@ class GenPRMVerifier:
                         s.turn += c.text
                         s.used += self._n_tokens(c)
                         if c.stop_string == OUTPUT_STOP:
-                            s.results.append(PathTurn(s.turn, judgement_reward(prefix, c, self.decode), parse_judgement(s.turn), s.rounds, False))
+                            reward = judgement_reward(prefix, c, self.decode)
+                            if reward is None:
+                                s.fallback, s.reason = True, "no_judgement"
+                            else:
+                                s.results.append(PathTurn(s.turn, reward, bool(parse_judgement(s.turn)), s.rounds, False))
                         elif c.stop_string == CODE_STOP and s.rounds < opts.max_code_rounds and s.used < opts.max_tokens:
                             to_run.append(s)
                         else:
                             s.fallback = True
+                            s.reason = ("code_rounds" if c.stop_string == CODE_STOP and s.rounds >= opts.max_code_rounds
+                                        else "token_budget" if s.used >= opts.max_tokens else "verify_unfinished")
                     for s, block in zip(to_run, self._execute(to_run, stack)):
                         s.turn += block
                         s.rounds += 1
                     pending = to_run
                     rnd += 1
-                # stage 3: fallback to the analysis and a forced judgement
+                # stage 3: the analysis alone and a forced judgement, scored from the logits
                 falling = [s for s in active if s.fallback]
                 if falling:
                     log.debug("step %d: %d paths fall back to a forced judgement", t, len(falling))
-                    prefixes = [(s.analysis if s.analysis.endswith("\n") else s.analysis + "\n") + FALLBACK_JUDGEMENT for s in falling]
-                    outs = self._call(
-                        [self._request(s, t, pre, (OUTPUT_STOP,), opts.judgement_tokens, "judge", 0, opts.logprobs) for s, pre in zip(falling, prefixes)]
-                    )
-                    for s, pre, c in zip(falling, prefixes, outs):
-                        s.turn = pre + c.text
-                        s.results.append(PathTurn(s.turn, judgement_reward(pre, c, self.decode), parse_judgement(s.turn), s.rounds, True))
+                for s in falling:
+                    pre = (s.analysis if s.analysis.endswith("\n") else s.analysis + "\n") + FALLBACK_JUDGEMENT
+                    reward = forced_reward(self.generator, self._request(s, t, pre, (), 1, "judge", 0, None))
+                    s.turn = pre + judgement(reward >= 0.5)[len(FALLBACK_JUDGEMENT):]
+                    s.results.append(PathTurn(s.turn, reward, reward >= 0.5, s.rounds, True, s.reason))
                 for s in active:
                     s.turns.append(s.turn)
 

@@ -46,6 +46,18 @@ def test_metrics_equal_official_formula_on_real_data(shared_data, tmp_path):
     assert n == len(lines) == len(samples)
     row = json.loads(lines[0])
     assert {"id", "split", "prediction", "step_rewards"} <= set(row) and row["id"] == samples[0].id
+    assert "step_forced" not in row
+
+
+def test_predictions_carry_forced_shares(tmp_path):
+    from genprm.records import ProcessBenchSample
+
+    samples = [ProcessBenchSample(id="a", problem="p", steps=["x", "y"], final_answer_correct=True, label=-1)]
+    write_predictions(tmp_path / "p.jsonl", samples, [-1], [[0.9, 0.8]], [[0.0, 0.5]])
+    assert json.loads((tmp_path / "p.jsonl").read_text())["step_forced"] == [0.0, 0.5]
+    with pytest.raises(ValueError, match="forced shares"):
+        write_predictions(tmp_path / "q.jsonl", samples, [-1], [[0.9, 0.8]], [[0.0]])
+    assert not (tmp_path / "q.jsonl").exists()
 
 
 def test_accuracy_per_error_kind_where_samples_know_it():

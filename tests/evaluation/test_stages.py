@@ -62,6 +62,11 @@ def test_processbench_stage(repo, tmp_path, load_script):
     assert metrics["maj@2"]["splits"]["world"]["n"] == len(labels)
     preds = [json.loads(line) for line in (out / "pred.jsonl").read_text().splitlines()]
     assert [p["prediction"] for p in preds] == labels
+    # the world teacher judges every turn itself: nothing forced, and the metrics say so
+    turns = sum(len(p["step_rewards"]) for p in preds)
+    assert metrics["pass@1"]["forced_judgements"] == {"turns": turns, "forced": 0, "share": 0.0, "by_reason": {}}
+    assert metrics["maj@2"]["forced_judgements"]["turns"] == 2 * turns
+    assert all(p["step_forced"] == [0.0] * len(p["step_rewards"]) for p in preds)
     assert (out / "f1.png").stat().st_size > 1000 and (out / "r.png").stat().st_size > 1000
 
 
@@ -86,6 +91,8 @@ def test_best_of_n_and_critic_stages(repo, tmp_path, world_policy, load_script):
         assert bon["curves"]["prm_min"][n] <= bon["curves"]["pass_at_k"][n] + 1e-9
     scored = [json.loads(line) for line in (out / "bon.jsonl").read_text().splitlines()]
     assert all(len(s["metadata"]["step_rewards"]) == len(s["steps"]) for s in scored)
+    assert bon["forced_judgements"]["forced"] == 0 and bon["forced_judgements"]["turns"] == sum(
+        len(s["metadata"]["step_forced"]) for s in scored)
 
     assert load_script(repo / "stages" / "critic.py").main([
         "--params", params, "--model", "unused", "--policy", world_policy, "--problems", str(problems),
@@ -95,4 +102,5 @@ def test_best_of_n_and_critic_stages(repo, tmp_path, world_policy, load_script):
     assert len(critic["accuracy"]["critic"]) == len(critic["accuracy"]["self"]) == 3
     assert critic["accuracy"]["critic"][0] == critic["accuracy"]["self"][0]
     assert critic["revised"]["self"] == [10, 10]
+    assert critic["forced_judgements"]["forced"] == 0 and critic["forced_judgements"]["turns"] > 0
     assert (out / "critic.png").stat().st_size > 1000

@@ -32,6 +32,7 @@ def _check_answers(answers: list[dict], cases) -> None:
         assert ans["first_error"] == truth, (kind, problem, steps, ans["first_error"])
         assert ans["rewards"] == _expected_rewards(len(steps), truth), (kind, problem, steps)
         assert len(ans["rationales"]) == len(steps)
+        assert list(ans["forced"]) == [0.0] * len(steps)  # every judgement parsed: none forced
         for t, text in enumerate(ans["rationales"]):
             assert f"Paragraph {t + 1}" in text and "[Code Output]" in text
             verdict = "Yes" if ans["rewards"][t] == 1.0 else "No"
@@ -94,7 +95,7 @@ def test_logged_model_carries_signature_and_config(world_model):
     inputs = info.signature.inputs.to_dict()
     assert [c["name"] for c in inputs] == ["problem", "steps"]
     assert inputs[1]["type"] == "array" and inputs[1]["items"]["type"] == "string"
-    assert [c["name"] for c in info.signature.outputs.to_dict()] == ["rewards", "first_error", "rationales"]
+    assert [c["name"] for c in info.signature.outputs.to_dict()] == ["rewards", "first_error", "rationales", "forced"]
     config = info.flavors["python_function"]["config"]  # MLmodel keeps model_config here
     assert config["engine"]["backend"] == "world-teacher"
     assert config["verifier"]["n_paths"] == 2 and config["limits"]["max_steps"] == 6
@@ -104,11 +105,29 @@ def test_logged_model_carries_signature_and_config(world_model):
 
 def test_predict_matches_world_checker(loaded_model, world_cases):
     out = loaded_model.predict(_records(world_cases))
-    assert isinstance(out, pd.DataFrame) and list(out.columns) == ["rewards", "first_error", "rationales"]
+    assert isinstance(out, pd.DataFrame) and list(out.columns) == ["rewards", "first_error", "rationales", "forced"]
     _check_answers(out.to_dict(orient="records"), world_cases)
     kinds = {kind for _, _, truth, kind in world_cases if truth >= 0}
     assert kinds == {"arithmetic", "copy"}
     assert any(truth > 0 for _, _, truth, _ in world_cases)  # errors not only at step 0
+
+
+def test_served_answers_say_which_judgements_were_forced(mlflow_store, world_cases):
+    """With no code round allowed every judgement is forced: the answer says so and passes no step on a guess."""
+    import mlflow
+
+    from genprm.serving import log_verifier_model
+
+    info = log_verifier_model("genprm-forced", "world-teacher", {}, options={"max_code_rounds": 0},
+                              sandbox={"timeout_s": 5.0}, artifact_location=mlflow_store["artifacts"])
+    model = mlflow.pyfunc.load_model(info.model_uri)
+    try:
+        answers = model.predict(_records(world_cases[:3])).to_dict(orient="records")
+    finally:
+        model.unwrap_python_model().close()
+    for ans, (_, steps, _, _) in zip(answers, world_cases[:3]):
+        assert list(ans["forced"]) == [1.0] * len(steps)
+        assert ans["first_error"] == 0 and all(r < 1e-6 for r in ans["rewards"])
 
 
 def test_predict_takes_a_dataframe_and_keeps_one_engine(loaded_model, world_cases):

@@ -53,7 +53,7 @@ def test_world_teacher_verdicts_follow_executed_code(world_solutions, sandbox):
         assert all(r in (0.0, 1.0) for r in res.rewards)  # no logprobs: parsed judgement
         assert res.first_error() == truth
         for step in res.steps:
-            assert len(step.paths) == 2 and all(p.code_rounds == 1 and not p.fallback for p in step.paths)
+            assert len(step.paths) == 2 and all(p.code_rounds == 1 and not p.forced for p in step.paths)
             assert "[Code Output]" in step.paths[0].text
     assert n_errors >= 3
     verdicts = results[1].verdicts()
@@ -117,7 +117,7 @@ def _decode(t):
     return t if isinstance(t, str) else _Tok.vocab[t]
 
 
-def test_judgement_reward_softmax_and_fallbacks():
+def test_judgement_reward_softmax_and_missing_tokens():
     prefix = FALLBACK_JUDGEMENT
     c = Completion("{Yes}$", [3, 1, 4], "stop", None, [-0.1, -0.2, -0.1], [{3: -0.1}, {1: -0.2, 2: -1.9, 5: -3.0}, {4: -0.1}])
     expected = math.exp(-0.2) / (math.exp(-0.2) + math.exp(-1.9))
@@ -128,10 +128,10 @@ def test_judgement_reward_softmax_and_fallbacks():
     # a merged "{Yes" token counts as Yes
     c3 = Completion("{Yes}$", [6, 4], "stop", None, [-0.5, -0.1], [{6: -0.5, 2: -1.0}, {4: -0.1}])
     assert judgement_reward(prefix, c3, _decode) == pytest.approx(1 / (1 + math.exp(-0.5)))
-    # no logprobs: parsed judgement; no judgement: 0.5
+    # no logprobs: parsed judgement; no judgement: no reward (the verifier then forces one)
     assert judgement_reward(prefix, Completion("{No}$", [], "stop"), None) == 0.0
     assert judgement_reward(prefix, Completion("{Yes}$", [], "stop"), _decode) == 1.0
-    assert judgement_reward(prefix, Completion("maybe", [5], "length", None, [-1.0], [{5: -1.0}]), _decode) == 0.5
+    assert judgement_reward(prefix, Completion("maybe", [5], "length", None, [-1.0], [{5: -1.0}]), _decode) is None
     # servers that give token strings, no ids
     c4 = Completion("{No}$", [], "stop", None, [-0.3, -0.7], [{"{": -0.3}, {"No": -0.7, "Yes": -0.9}])
     assert judgement_reward(prefix, c4, _decode) == pytest.approx(math.exp(-0.9) / (math.exp(-0.9) + math.exp(-0.7)))

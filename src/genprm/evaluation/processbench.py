@@ -95,16 +95,30 @@ def processbench_metrics(samples: Sequence[ProcessBenchSample], predictions: Seq
 
 
 def prediction_rows(
-    samples: Sequence[ProcessBenchSample], predictions: Sequence[int | None], step_rewards: Sequence[Sequence[float]]
+    samples: Sequence[ProcessBenchSample],
+    predictions: Sequence[int | None],
+    step_rewards: Sequence[Sequence[float]],
+    step_forced: Sequence[Sequence[float]] | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per sample: ``id``, ``split``, ``prediction``, ``step_rewards`` (and the label)."""
+    """One row per sample: ``id``, ``split``, ``prediction``, ``step_rewards`` (and the label).
+
+    ``step_forced`` (per step, the share of verification paths whose judgement was forced) is
+    written as ``step_forced`` when given.
+    """
     if not len(samples) == len(predictions) == len(step_rewards):
         raise ValueError("samples, predictions and step_rewards differ in length")
+    if step_forced is not None and len(step_forced) != len(samples):
+        raise ValueError("samples and step_forced differ in length")
     rows = []
-    for s, p, r in zip(samples, predictions, step_rewards):
+    for i, (s, p, r) in enumerate(zip(samples, predictions, step_rewards)):
         if len(r) != len(s.steps):
             raise ValueError(f"sample {s.id}: {len(r)} rewards for {len(s.steps)} steps")
-        rows.append({"id": s.id, "split": s.split, "prediction": p, "label": s.label, "step_rewards": [float(x) for x in r]})
+        row = {"id": s.id, "split": s.split, "prediction": p, "label": s.label, "step_rewards": [float(x) for x in r]}
+        if step_forced is not None:
+            if len(step_forced[i]) != len(s.steps):
+                raise ValueError(f"sample {s.id}: {len(step_forced[i])} forced shares for {len(s.steps)} steps")
+            row["step_forced"] = [float(x) for x in step_forced[i]]
+        rows.append(row)
     return rows
 
 
@@ -113,9 +127,10 @@ def write_predictions(
     samples: Sequence[ProcessBenchSample],
     predictions: Sequence[int | None],
     step_rewards: Sequence[Sequence[float]],
+    step_forced: Sequence[Sequence[float]] | None = None,
 ) -> int:
     """The predictions file (JSONL, atomic); returns the number of lines."""
-    return write_records(path, prediction_rows(samples, predictions, step_rewards))
+    return write_records(path, prediction_rows(samples, predictions, step_rewards, step_forced))
 
 
 def write_metrics(path: str | os.PathLike, metrics: dict[str, Any]) -> None:

@@ -37,7 +37,7 @@ from typing import Literal, Protocol
 from genprm.engine import GenerationRequest, Generator
 from genprm.records import Problem, Solution
 from genprm.steps import STEP_PREFIX, format_steps, parse_steps
-from genprm.verifier import SolutionVerification, derive_seed
+from genprm.verifier import SolutionVerification, derive_seed, forced_summary
 
 __all__ = ["CRITIC_PROMPT", "SELF_PROMPT", "RefinementOptions", "RefinementReport", "analysis_of", "refine"]
 
@@ -82,6 +82,8 @@ class RefinementReport:
     revised: dict[str, list[int]] = field(default_factory=dict)
     """Solutions revised in each turn (1..turns)."""
     final: dict[str, list[Solution]] = field(default_factory=dict)
+    forced: dict = field(default_factory=dict)
+    """:func:`genprm.verifier.forced_summary` over every critic verification of every turn."""
 
 
 def analysis_of(turn_text: str) -> str:
@@ -151,9 +153,11 @@ def refine(policy: Generator, verifier: _Verifier, problems: Sequence[Problem], 
     current = {"critic": list(solutions), "self": list(solutions)}
     report = RefinementReport(accuracy={arm: [_accuracy(solutions)] for arm in current},
                               revised={arm: [] for arm in current})
+    verified: list[SolutionVerification] = []
     for turn in range(1, opts.turns + 1):
         # critic: verify, revise at the first flagged step
         results = verifier.verify([(s.problem, s.steps) for s in current["critic"]], show_progress=False)
+        verified += results
         jobs = []
         for i, (p, s, r) in enumerate(zip(problems, current["critic"], results)):
             first = r.first_error(opts.threshold)
@@ -171,4 +175,5 @@ def refine(policy: Generator, verifier: _Verifier, problems: Sequence[Problem], 
         log.info("turn %d: critic %.1f%% (%d revised), self %.1f%%", turn, report.accuracy["critic"][-1],
                  len(jobs), report.accuracy["self"][-1])
     report.final = current
+    report.forced = forced_summary(verified)
     return report

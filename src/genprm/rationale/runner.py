@@ -56,7 +56,10 @@ def read_eval_problems(paths: Sequence[str | Path]) -> set[str]:
 
 
 def to_rationale(review: Review, parsed: ParsedReview | None, teacher: str) -> Rationale:
-    """A :class:`Rationale` record of a review; unparsed reviews keep whatever verdicts can be read."""
+    """A :class:`Rationale` record of a review; unparsed reviews keep whatever verdicts can be read.
+
+    A paragraph without a parseable judgement gets ``correct=None, reward=None``: no guess.
+    """
     if parsed is not None:
         verdicts: list[bool | None] = list(parsed.verdicts)
         first = parsed.first_error
@@ -71,7 +74,7 @@ def to_rationale(review: Review, parsed: ParsedReview | None, teacher: str) -> R
         solution_id=review.solution_id,
         teacher=teacher,
         verdicts=[
-            Verdict(step=i, correct=v, reward=0.5 if v is None else float(v), text=texts[i] if i < len(texts) else "")
+            Verdict(step=i, correct=v, reward=None if v is None else float(v), text=texts[i] if i < len(texts) else "")
             for i, v in enumerate(verdicts)
         ],
         first_error=first,
