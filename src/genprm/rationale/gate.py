@@ -17,7 +17,9 @@ turns frame (one row per assistant turn)
     ``label`` in {0, 1} with its mean (the Yes share) within ``[min_yes_share, max_yes_share]``.
 
 A failure raises :class:`~genprm.quality.GateError` listing each failed expectation with
-up to five offending rows::
+up to five offending rows and what to change (:func:`sft_gate_hint`); it carries the gate's
+``summary`` with ``failures`` (name, column, observed value, rejected rows of each), which the
+synthesis stage writes into its metrics before it fails::
 
     summary = run_sft_gate(examples, eval_problems={normalize_text(p.problem) for p in evals},
                            problems={s.id: s.problem for s in solutions})
@@ -30,11 +32,11 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from genprm.conversation import SYSTEM_PROMPT, analyze_prefix, parse_judgement
-from genprm.quality import GateError, pandas_validator, share
+from genprm.quality import GateError, GateFailure, pandas_validator, share
 from genprm.rationale.parsing import code_outputs_follow, tags_well_formed
 from genprm.records import SFTExample
 
-__all__ = ["GateError", "sft_gate_frames", "run_sft_gate"]
+__all__ = ["GateError", "sft_gate_frames", "run_sft_gate", "sft_gate_hint"]
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +154,53 @@ def run_sft_gate(
         "yes_share": share(turn_df["label"]),
     }
     if failures:
-        raise GateError(failures)
+        summary["failures"] = [f.to_dict() for f in failures]
+        hint = sft_gate_hint(failures, yes_share=summary["yes_share"], min_yes_share=min_yes_share,
+                             max_yes_share=max_yes_share)
+        raise GateError(failures, hint=hint, summary=summary)
     log.info("SFT gate passed: %d expectations over %d examples, %d turns", summary["expectations"],
              summary["examples"], summary["turns"])
     return summary
+
+
+_FORMAT_COLUMNS = {"roles_ok", "tags_ok", "code_outputs_ok", "prefix_ok", "rationale_nonempty", "judgement_matches"}
+
+
+def sft_gate_hint(
+    failures: Sequence[GateFailure],
+    *,
+    yes_share: float | None = None,
+    min_yes_share: float = 0.2,
+    max_yes_share: float = 0.95,
+) -> str:
+    """What to change, in words, for the failed expectations of :func:`run_sft_gate` (one sentence per cause)."""
+    out: list[str] = []
+    columns = {f.column for f in failures}
+    if any(f.expectation == "expect_table_row_count_to_be_between" for f in failures):
+        out.append("There are no SFT examples: consensus kept none (see the `consensus` report in the metrics).")
+    if any(f.expectation == "expect_column_mean_to_be_between" for f in failures) and yes_share is not None:
+        if yes_share < min_yes_share:
+            out.append(
+                f"The Yes share {yes_share:g} is below synthesis.gate.min_yes_share={min_yes_share:g}: the kept "
+                f"steps are mostly judged wrong (the policy's steps are mostly wrong, or the teacher agrees with "
+                f"the labels mostly on errors). Use a stronger policy or easier problems, or lower "
+                f"synthesis.gate.min_yes_share."
+            )
+        elif yes_share > max_yes_share:
+            out.append(
+                f"The Yes share {yes_share:g} is above synthesis.gate.max_yes_share={max_yes_share:g}: the GenPRM "
+                f"would see few wrong steps. Set synthesis.balance: drop (as many all-Yes examples as with a No), "
+                f"use harder problems, or raise synthesis.gate.max_yes_share."
+            )
+    if "decontaminated" in columns:
+        out.append(
+            "A training problem is also an evaluation problem: check the prepare stage's decontamination "
+            "(prepare section) and run `prepare` again."
+        )
+    if columns & _FORMAT_COLUMNS or "id" in columns:
+        out.append(
+            "Some examples are malformed (their rows are listed above): the teacher's reviews do not have the "
+            "GenPRM format; check synthesis.engine and synthesis.format, and raise synthesis.max_tokens_per_step "
+            "if reviews were cut off."
+        )
+    return " ".join(out)
