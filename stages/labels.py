@@ -1,12 +1,16 @@
 """DVC stage ``labels``: RPE / difference / hard step labels from stored MC values (part 3).
 
 Reads the ``labels`` section of the params file, the Monte-Carlo values and the rollout's
-solutions; labels every step, runs the quality gate (a failure stops the stage with a report
-of each failed expectation and offending rows), and on world problems scores the labels
+solutions; labels every step, runs the quality gate, and on world problems scores the labels
 against the exact checker::
 
     data/labels/values.jsonl     StepValues records with labels {hard, rpe, difference}
     metrics/labels.json          label shares, gate summary, quality per criterion, seconds
+
+A failing gate first writes its report, then fails the stage (exit 1): ``metrics/labels.json``
+with ``gate.failures`` (each failed expectation: name, column, observed value, rejected rows),
+and the labelled values in ``data/labels/values.gate-failed.jsonl`` instead of
+``values.jsonl``; the message says what to change. No values at all fail the same way.
 
 Run: ``python stages/labels.py [--params params.yaml]``
 """
@@ -19,6 +23,7 @@ import logging
 from genprm.labeling.config import LabelsConfig, load_section
 from genprm.labeling.runner import labels_stage
 from genprm.logs import setup_logging
+from genprm.quality import StageFailure, fail_stage
 from genprm.records import write_json
 from lineage import log_stage_run  # stages/lineage.py: this script's folder is on sys.path
 
@@ -35,7 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     setup_logging()
     cfg = load_section(args.params, "labels", LabelsConfig)
-    metrics = labels_stage(args.values, args.solutions, cfg, args.out)
+    try:
+        metrics = labels_stage(args.values, args.solutions, cfg, args.out)
+    except StageFailure as exc:
+        return fail_stage(exc, args.metrics)
     write_json(args.metrics, metrics)
     log_stage_run("labels", cfg.model_dump(), [args.metrics], inputs=[args.values, args.solutions])
     return 0

@@ -8,6 +8,8 @@ solutions; runs the missing shards (a killed run resumes where it stopped) and m
     work/montecarlo/montecarlo-0000i.* shards (resumable scratch, not a DVC output)
     metrics/montecarlo.json            completions, engine calls, completions/s, seconds
 
+With no solutions to value the stage writes its metrics, then fails (exit 1) naming the cause.
+
 Run: ``python stages/montecarlo.py [--params params.yaml]``; several workers:
 ``--shard-index i --num-shards n --no-merge`` each, then ``--merge-only``.
 """
@@ -20,6 +22,7 @@ import logging
 from genprm.labeling.config import MonteCarloConfig, load_section
 from genprm.labeling.runner import montecarlo_stage
 from genprm.logs import setup_logging
+from genprm.quality import StageFailure, fail_stage
 from genprm.records import write_json
 from lineage import log_stage_run  # stages/lineage.py: this script's folder is on sys.path
 
@@ -43,11 +46,14 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     setup_logging()
     cfg = load_section(args.params, "montecarlo", MonteCarloConfig)
-    metrics = montecarlo_stage(
-        args.problems, args.solutions, cfg, args.out, args.shard_dir, model=args.model,
-        shard_index=args.shard_index, num_shards=args.num_shards, merge=not args.no_merge,
-        run=not args.merge_only,
-    )
+    try:
+        metrics = montecarlo_stage(
+            args.problems, args.solutions, cfg, args.out, args.shard_dir, model=args.model,
+            shard_index=args.shard_index, num_shards=args.num_shards, merge=not args.no_merge,
+            run=not args.merge_only,
+        )
+    except StageFailure as exc:
+        return fail_stage(exc, args.metrics)
     if not args.no_merge:
         write_json(args.metrics, metrics)
         log_stage_run("montecarlo", cfg.model_dump(), [args.metrics], inputs=[args.problems, args.solutions, args.model])

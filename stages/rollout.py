@@ -6,7 +6,11 @@ shards (a killed run resumes where it stopped) and merges them::
 
     data/rollout/solutions.jsonl     kept Solution records (metadata: mc_first, paths_sampled, ...)
     work/rollout/rollout-0000i.*     shards (resumable scratch, not a DVC output)
-    metrics/rollout.json             counts, dropped problems, completions/s, seconds
+    metrics/rollout.json             counts (dropped, no_correct / no_incorrect problems), completions/s, seconds
+
+Problems that never get both outcomes are dropped unless ``rollout.one_sided: keep``. When no
+solution is kept the stage writes its metrics, then fails (exit 1) with a message that names the
+counts by cause and the knobs to change; ``data/rollout/solutions.jsonl`` is not written.
 
 Run: ``python stages/rollout.py [--params params.yaml]``; several workers:
 ``--shard-index i --num-shards n --no-merge`` each, then ``--merge-only``.
@@ -20,6 +24,7 @@ import logging
 from genprm.labeling.config import RolloutConfig, load_section
 from genprm.labeling.runner import rollout_stage
 from genprm.logs import setup_logging
+from genprm.quality import StageFailure, fail_stage
 from genprm.records import write_json
 from lineage import log_stage_run  # stages/lineage.py: this script's folder is on sys.path
 
@@ -42,11 +47,14 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     setup_logging()
     cfg = load_section(args.params, "rollout", RolloutConfig)
-    metrics = rollout_stage(
-        args.problems, cfg, args.out, args.shard_dir, model=args.model,
-        shard_index=args.shard_index, num_shards=args.num_shards, merge=not args.no_merge,
-        run=not args.merge_only,
-    )
+    try:
+        metrics = rollout_stage(
+            args.problems, cfg, args.out, args.shard_dir, model=args.model,
+            shard_index=args.shard_index, num_shards=args.num_shards, merge=not args.no_merge,
+            run=not args.merge_only,
+        )
+    except StageFailure as exc:
+        return fail_stage(exc, args.metrics)
     if not args.no_merge:
         write_json(args.metrics, metrics)
         log_stage_run("rollout", cfg.model_dump(), [args.metrics], inputs=[args.problems, args.model])

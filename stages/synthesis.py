@@ -7,6 +7,11 @@ values and the evaluation sets (for the gate's decontamination check); writes::
     data/sft/rationales.jsonl     a Rationale for every reviewed solution
     metrics/synthesis.json        counts, drop reasons, retention per source, gate, timings
 
+When consensus keeps no example, or the SFT gate fails, the stage still writes
+``rationales.jsonl`` and its metrics (with the consensus report and ``gate.failures``), then
+fails (exit 1) with a message that says what to change; ``train.jsonl`` is not written (a failed
+gate's examples go to ``train.gate-failed.jsonl`` for inspection).
+
 Run: ``python stages/synthesis.py [--params params.yaml]``
 """
 
@@ -18,6 +23,7 @@ import logging
 
 from genprm.labeling.config import load_section
 from genprm.logs import setup_logging
+from genprm.quality import StageFailure, fail_stage
 from genprm.rationale.config import SynthesisConfig
 from genprm.rationale.runner import synthesis_stage
 from genprm.records import write_json
@@ -39,7 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     cfg = load_section(args.params, "synthesis", SynthesisConfig)
     eval_paths = sorted(glob.glob(args.eval_glob))
-    metrics = synthesis_stage(cfg, args.solutions, args.values, eval_paths, args.out, model=args.model)
+    try:
+        metrics = synthesis_stage(cfg, args.solutions, args.values, eval_paths, args.out, model=args.model)
+    except StageFailure as exc:
+        return fail_stage(exc, args.metrics)
     write_json(args.metrics, metrics)
     log_stage_run("synthesis", cfg.model_dump(), [args.metrics], inputs=[args.solutions, args.values, *eval_paths])
     return 0

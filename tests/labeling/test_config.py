@@ -70,3 +70,17 @@ def test_errors_name_the_key(tmp_path: Path) -> None:
         LabelsConfig(training_label="soft")
     with pytest.raises(ValueError, match="ascending"):
         MonteCarloConfig(engine={"backend": "hf"}, k_thresholds=[(0.9, 16), (0.1, 32), (1.0, 8)])
+
+
+def test_one_sided_defaults_to_drop_and_names_a_bad_value(tmp_path: Path) -> None:
+    data = yaml.safe_load(PROPOSED)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert load_section(path, "rollout", RolloutConfig).one_sided == "drop"  # the paper's rule
+    data["rollout"]["one_sided"] = "keep"
+    path.write_text(yaml.safe_dump(data))
+    assert load_section(path, "rollout", RolloutConfig).one_sided == "keep"
+    data["rollout"]["one_sided"] = "kept"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=r"rollout\.one_sided: .*'drop' or 'keep'"):
+        load_section(path, "rollout", RolloutConfig)

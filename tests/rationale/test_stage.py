@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,6 @@ import yaml
 
 from genprm.config import ConfigError
 from genprm.labeling.config import load_section
-from genprm.labeling.gate import GateError
 from genprm.rationale.config import SynthesisConfig
 from genprm.records import Rationale, SFTExample, read_records, write_records
 
@@ -63,11 +63,51 @@ def test_stage_writes_sft_rationales_and_metrics(tmp_path, labelled, load_script
     assert metrics["solutions_per_second"] > 0
 
 
-def test_stage_gate_stops_on_an_eval_problem(tmp_path, labelled, load_script):
+def test_stage_gate_failure_writes_its_report_then_fails(tmp_path, labelled, load_script, caplog):
     args = _inputs(tmp_path, labelled, SECTION, [{"id": "e1", "problem": labelled[3][0].problem}])
-    with pytest.raises(GateError, match="decontaminated"):
-        load_script(ROOT / "stages" / "synthesis.py").main(args)
+    (tmp_path / "sft").mkdir()
+    (tmp_path / "sft" / "train.jsonl").write_text("stale\n")  # an earlier run's: must not pass for this one's
+    with caplog.at_level(logging.ERROR):
+        assert load_script(ROOT / "stages" / "synthesis.py").main(args) == 1
+    assert "decontaminated" in caplog.text and "run `prepare` again" in caplog.text
     assert not (tmp_path / "sft" / "train.jsonl").exists()
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    (failure,) = metrics["gate"]["failures"]
+    assert failure["column"] == "decontaminated" and failure["unexpected_count"] == 2  # both of the problem's
+    assert failure["rows"] == [{"decontaminated": False, "id": s.id} for s, _ in labelled[2:4]]
+    assert metrics["gate"]["failed"] == 1 and metrics["consensus"]["kept"] == len(labelled)
+    # what can be inspected is written: every review, and the examples under a name train never reads
+    assert len(read_records(tmp_path / "sft" / "rationales.jsonl", Rationale)) == len(labelled)
+    rejected = read_records(tmp_path / "sft" / "train.gate-failed.jsonl", SFTExample)
+    assert len(rejected) == len(labelled) and metrics["gate_failed_output"].endswith("train.gate-failed.jsonl")
+
+
+def test_stage_with_no_consensus_writes_reviews_and_metrics_then_fails(tmp_path, labelled, load_script, caplog):
+    # every label contradicts the (noise-free) teacher: consensus keeps nothing
+    flipped = [(s, v.model_copy(update={"labels": {"rpe": [0] * len(v.mc) if s.correct else [1] * len(v.mc)}}))
+               for s, v in labelled]
+    args = _inputs(tmp_path, flipped, SECTION, [{"id": "e1", "problem": "Compute 1 + 2 + 3."}])
+    with caplog.at_level(logging.ERROR):
+        assert load_script(ROOT / "stages" / "synthesis.py").main(args) == 1
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["consensus"]["kept"] == 0 and metrics["consensus"]["disagree"] == len(labelled)
+    assert metrics["train"] == 0 and "gate" not in metrics
+    assert len(read_records(tmp_path / "sft" / "rationales.jsonl", Rationale)) == len(labelled)
+    assert not (tmp_path / "sft" / "train.jsonl").exists()
+    text = caplog.text
+    for knob in (f"consensus kept 0 of {len(labelled)}", "synthesis.label", "synthesis.engine: world-teacher",
+                 "synthesis.max_tokens_per_step", "rationales.jsonl"):
+        assert knob in text, text
+
+
+def test_stage_without_labelled_solutions_fails_before_the_teacher(tmp_path, labelled, load_script, caplog):
+    args = _inputs(tmp_path, labelled, SECTION, [{"id": "e1", "problem": "Compute 1 + 2 + 3."}])
+    write_records(tmp_path / "values.jsonl", [])
+    with caplog.at_level(logging.ERROR):
+        assert load_script(ROOT / "stages" / "synthesis.py").main(args) == 1
+    assert json.loads((tmp_path / "metrics.json").read_text()) == {"solutions": len(labelled) + 1, "labelled": 0,
+                                                                   "values": 0}
+    assert "synthesis has nothing to review" in caplog.text and "`labels`" in caplog.text
 
 
 def test_config_defaults_and_errors(tmp_path):

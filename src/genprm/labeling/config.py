@@ -40,6 +40,14 @@ class RolloutConfig(Section):
     max_paths: int = Field(32, ge=1, description="stop sampling a problem after this many paths")
     keep_correct: int = Field(1, ge=1, description="correct paths kept per problem")
     keep_incorrect: int = Field(1, ge=1, description="incorrect paths kept per problem")
+    one_sided: Literal["drop", "keep"] = Field(
+        "drop",
+        description="a problem with no correct path (or no incorrect path) after max_paths: "
+        "drop: drop it and count it (the paper's rule); "
+        "keep: keep up to keep_correct / keep_incorrect paths of the outcome it has, with mc_first 0.0 or 1.0 "
+        "and metadata.one_sided = no_correct / no_incorrect (the labels gate accepts such problems); "
+        "e.g. for a weak policy that rarely solves a problem",
+    )
     temperature: float = Field(1.0, ge=0)
     top_p: float = Field(1.0, gt=0, le=1)
     max_tokens: int = Field(128, ge=1)

@@ -11,13 +11,16 @@ for the first step, ``mc[t-1]`` after) and ``cur_t`` = MC(s_t, a_t) = ``mc[t]``:
 
 Edge cases (documented choices):
 
-- ``prev_t == 0`` (a dead prefix: once a step has MC 0, all later steps are 0 by the
-  propagation rule): the ratio 0/0 is undefined; RPE and difference give label **0**, like the
-  exact checker, which marks every step after the first error 0. (Without this rule the
-  difference label would be 1 after every dead step, since 0 - 0 >= threshold.)
-- ``cur_t > prev_t`` (the step raised the success rate): P_t > 1, label 1.
-- ``mc_first == 0`` cannot occur for kept problems (each has a correct path), but is handled
-  as above: every RPE / difference label is 0.
+- ``prev_t == 0`` and ``cur_t == 0`` (a dead prefix: once a step has MC 0, all later steps are
+  0 by the propagation rule): the ratio 0/0 is undefined; RPE and difference give label **0**,
+  like the exact checker, which marks every step after the first error 0. (Without this rule
+  the difference label would be 1 after every dead step, since 0 - 0 >= threshold.)
+- ``cur_t > prev_t`` (the step raised the success rate): P_t > 1, label 1. This includes
+  ``prev_t == 0 < cur_t`` (a ratio of +inf), which happens only at the first step of a problem
+  kept one-sided with no correct path (rollout ``one_sided: keep``: ``mc_first == 0``) whose
+  first step still leads to correct completions: label 1 for RPE and difference alike.
+- ``mc_first == 0`` (one-sided problem, above) with ``mc[0] == 0``: every label is 0, and
+  ``mc_first == 1`` (no incorrect path) is an ordinary denominator. Nothing divides by zero.
 
 :func:`quality_metrics` compares these labels with the world's exact step labels
 (``check_solution(...).step_labels``): the paper's Table 3 at world scale.
@@ -73,9 +76,9 @@ def _previous(mc_first: float, mc: Sequence[float]) -> list[float]:
 
 
 def rpe_label(prev: float, cur: float, epsilon: float) -> int:
-    """1 iff ``cur / prev >= epsilon``; 0 when ``prev == 0`` (see the module docstring)."""
+    """1 iff ``cur / prev >= epsilon``; when ``prev == 0``: 1 iff ``cur > 0`` (see the module docstring)."""
     if prev <= 0.0:
-        return 0
+        return int(cur > 0.0)
     return int(cur >= epsilon * prev - TOLERANCE)
 
 
@@ -85,8 +88,10 @@ def rpe_labels(mc_first: float, mc: Sequence[float], epsilon: float = 0.8) -> li
 
 
 def difference_labels(mc_first: float, mc: Sequence[float], threshold: float = -0.3) -> list[int]:
-    """1 iff ``MC(s_t,a_t) - MC(s_t) >= threshold``; 0 where ``MC(s_t) == 0``."""
-    return [0 if p <= 0.0 else int(c - p >= threshold - TOLERANCE) for p, c in zip(_previous(mc_first, mc), mc)]
+    """1 iff ``MC(s_t,a_t) - MC(s_t) >= threshold``; where ``MC(s_t) == 0``: 1 iff ``MC(s_t,a_t) > 0``."""
+    return [
+        int(c > 0.0) if p <= 0.0 else int(c - p >= threshold - TOLERANCE) for p, c in zip(_previous(mc_first, mc), mc)
+    ]
 
 
 def hard_labels(mc: Sequence[float]) -> list[int]:

@@ -13,6 +13,9 @@ Rules that save completions:
 - **zero propagation**: after the first step with MC = 0, later steps get MC = 0 without
   sampling (``k = 0``), the last step included (the paper's rule, whatever the final answer).
 
+One-sided problems (kept by the rollout's ``one_sided: keep``) need no special case: their
+``mc_first`` is 0.0 (no correct path: the largest K) or 1.0, and every step is sampled as usual.
+
 Batching: the work runs in waves; wave t holds step t of every solution still alive (longer
 than t steps, no zero yet). Each wave is one engine call (split into calls of
 ``max_requests_per_call`` requests when huge) with ``n = K`` per request, so the engine

@@ -9,10 +9,19 @@ with ``paths_per_round`` samples each (fewer in the last round so no problem exc
 
 Per problem: MC(s_1) = correct / sampled over all its paths (the Pass@1 estimate); up to
 ``keep_correct`` correct and ``keep_incorrect`` incorrect paths with distinct step lists are
-kept, chosen with a generator seeded by (seed, problem id), in sampling order. Problems that
-never get both outcomes are dropped and counted. Kept solutions carry ``metadata`` =
-``{mc_first, paths_sampled, paths_correct, finish_reason}``; ids are ``{problem_id}/{j}`` with j
-the path's index among that problem's samples.
+kept, chosen with a generator seeded by (seed, problem id), in sampling order. Kept solutions
+carry ``metadata`` = ``{mc_first, paths_sampled, paths_correct, finish_reason}``; ids are
+``{problem_id}/{j}`` with j the path's index among that problem's samples.
+
+One-sided problems (no correct path, or no incorrect path, after ``max_paths``) are counted by
+cause (``no_correct_problems``, ``no_incorrect_problems``) and handled by ``one_sided``:
+
+- ``"drop"`` (the default, the paper's rule): the problem is dropped (``dropped_problems``).
+- ``"keep"``: up to ``keep_correct`` / ``keep_incorrect`` paths of the outcome it has are kept,
+  with ``mc_first`` 0.0 or 1.0 and ``metadata.one_sided`` = ``"no_correct"`` or
+  ``"no_incorrect"``, which the labels gate reads to accept the problem (``one_sided_problems``).
+
+Sampling is the same either way; only what is kept differs.
 
 Use::
 
@@ -34,19 +43,24 @@ from genprm.records import Problem, Solution
 from genprm.sampling import policy_request
 from genprm.steps import STEP_PREFIX, parse_steps
 
-__all__ = ["RolloutResult", "rollout_seed", "run_rollouts"]
+__all__ = ["ONE_SIDED", "RolloutResult", "rollout_seed", "run_rollouts"]
 
 log = logging.getLogger(__name__)
+
+ONE_SIDED = ("drop", "keep")
+"""What :func:`run_rollouts` does with a problem that never got both outcomes (see the module docstring)."""
 
 
 @dataclass
 class RolloutResult:
     solutions: list[Solution]
     dropped: list[str]
-    """Ids of problems that never got both a correct and an incorrect path."""
+    """Ids of problems dropped because they never got both a correct and an incorrect path."""
     stats: dict = field(default_factory=dict)
     outcomes: dict[str, list[bool]] = field(default_factory=dict)
     """Per problem, the correctness of every sampled path in sampling order (kept or not)."""
+    one_sided: dict[str, str] = field(default_factory=dict)
+    """Per problem that never got both outcomes (kept or dropped), ``"no_correct"`` or ``"no_incorrect"``."""
 
 
 def rollout_seed(seed: int, problem_id: str, round_: int) -> int:
@@ -107,12 +121,15 @@ def run_rollouts(
     max_tokens: int = 128,
     seed: int = 0,
     name: str = "policy",
+    one_sided: str = "drop",
 ) -> RolloutResult:
     """Sample ``problems`` in rounds until both outcomes exist; see the module docstring."""
     from genprm.grading import grade_pairs
 
     if paths_per_round < 1 or max_paths < 1:
         raise ValueError("paths_per_round and max_paths must be >= 1")
+    if one_sided not in ONE_SIDED:
+        raise ValueError(f"one_sided must be one of {list(ONE_SIDED)}, got {one_sided!r}")
     for p in problems:
         if p.answer is None:
             raise ValueError(f"problem {p.id} has no reference answer")
@@ -152,21 +169,30 @@ def run_rollouts(
         ]
     kept: list[Solution] = []
     dropped: list[str] = []
+    causes: dict[str, str] = {}
     for p in problems:
         sols = paths[p.id]
         n_ok = sum(1 for s in sols if s.correct)
+        extra: dict[str, str] = {}
         if n_ok == 0 or n_ok == len(sols):
-            dropped.append(p.id)
-            continue
+            causes[p.id] = extra["one_sided"] = "no_correct" if n_ok == 0 else "no_incorrect"
+            if one_sided == "drop":
+                dropped.append(p.id)
+                continue
         mc_first = n_ok / len(sols)
         for s in _keep(p, sols, keep_correct, keep_incorrect, seed):
-            s.metadata = {**s.metadata, "mc_first": mc_first, "paths_sampled": len(sols), "paths_correct": n_ok}
+            s.metadata = {**s.metadata, "mc_first": mc_first, "paths_sampled": len(sols), "paths_correct": n_ok,
+                          **extra}
             kept.append(s)
     seconds = time.perf_counter() - t0
+    no_correct = sum(1 for c in causes.values() if c == "no_correct")
     stats = {
         "problems": len(problems),
         "kept_problems": len(problems) - len(dropped),
         "dropped_problems": len(dropped),
+        "no_correct_problems": no_correct,
+        "no_incorrect_problems": len(causes) - no_correct,
+        "one_sided_problems": len(causes) - len(dropped),
         "solutions": len(kept),
         "rounds": rounds,
         "engine_calls": calls,
@@ -178,4 +204,4 @@ def run_rollouts(
     log.info("rollouts: kept %d of %d problems (%d solutions), %d completions",
              stats["kept_problems"], len(problems), len(kept), completions)
     outcomes = {pid: [bool(s.correct) for s in sols] for pid, sols in paths.items()}
-    return RolloutResult(kept, dropped, stats, outcomes)
+    return RolloutResult(kept, dropped, stats, outcomes, causes)

@@ -12,6 +12,19 @@ from ``cfg.engine`` and ``model`` (the model folder; ``engine.settings.model`` w
 
 Shards: rollout shards are blocks of ``shard_size`` problems; Monte-Carlo shards are blocks of
 ``shard_size`` problems too (all solutions of a problem together, in input order).
+
+When a stage has nothing to write, or its gate fails, it raises a
+:class:`genprm.quality.StageFailure` that carries the stage's metrics (the stage script writes them,
+then exits non-zero); the data output is then not written and one left from an earlier run is
+removed, as ``dvc repro`` does before it runs a stage:
+
+- :func:`rollout_stage` raises :class:`~genprm.quality.StageOutputError` when it kept no solution
+  (the message gives the counts by cause and the knobs: ``rollout.one_sided``, ``max_paths``,
+  ``n_problems``);
+- :func:`montecarlo_stage` and :func:`labels_stage` raise it when there are no values;
+- :func:`labels_stage` raises :class:`~genprm.quality.GateError` when the gate fails, after writing
+  the labelled values to a side file, ``<out stem>.gate-failed.jsonl`` (``failed_gate_path``), for
+  inspection; the metrics' ``gate`` section holds each failed expectation and its rejected rows.
 """
 
 from __future__ import annotations
@@ -24,9 +37,10 @@ from typing import Any
 
 from genprm.labeling.config import LabelsConfig, MonteCarloConfig, RolloutConfig
 from genprm.labeling.shards import fingerprint, folder_stamp, merge_shards, run_shards, sum_stats
+from genprm.quality import GateError, StageOutputError
 from genprm.records import Problem, Solution, StepValues, read_records, write_records
 
-__all__ = ["rollout_stage", "montecarlo_stage", "labels_stage"]
+__all__ = ["rollout_stage", "montecarlo_stage", "labels_stage", "failed_gate_path"]
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +96,7 @@ def rollout_stage(
             lazy.get(), problems[items.start : items.stop], paths_per_round=cfg.paths_per_round,
             max_paths=cfg.max_paths, keep_correct=cfg.keep_correct, keep_incorrect=cfg.keep_incorrect,
             temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens, seed=cfg.seed,
+            one_sided=cfg.one_sided,
         )
         return res.solutions, {**res.stats, "dropped_ids": res.dropped}
 
@@ -95,12 +110,32 @@ def rollout_stage(
     metrics: dict[str, Any] = {"shards": shards}
     if merge:
         records, stats = merge_shards(shard_dir, "rollout", len(problems), cfg.shard_size, Solution)
-        write_records(out_path, records)
         total = sum_stats(stats)
         total.pop("dropped_ids", None)
         metrics.update(total)
+        if not records:
+            metrics["stage_seconds"] = round(time.perf_counter() - t0, 3)
+            Path(out_path).unlink(missing_ok=True)
+            raise StageOutputError(_empty_rollout_message(problems_path, cfg, metrics), metrics)
+        write_records(out_path, records)
     metrics["stage_seconds"] = round(time.perf_counter() - t0, 3)
     return metrics
+
+
+def _empty_rollout_message(problems_path: str | Path, cfg: RolloutConfig, m: dict) -> str:
+    if not m.get("problems"):
+        return (f"rollout has no problems to sample: {problems_path} is empty. Run the `prepare` stage "
+                f"(dvc repro prepare) and check its sources.")
+    return (
+        f"rollout kept 0 solutions from {m['problems']} problems, so later stages have nothing to label: "
+        f"{m.get('no_correct_problems', 0)} problem(s) never got a correct path and "
+        f"{m.get('no_incorrect_problems', 0)} never got an incorrect path within rollout.max_paths={cfg.max_paths} "
+        f"paths each, and rollout.one_sided is {cfg.one_sided!r} ({m.get('dropped_problems', 0)} dropped). "
+        f"The policy rarely or never solves these problems. Set `rollout.one_sided: keep` to keep one-sided "
+        f"problems, raise `rollout.max_paths` (more tries per problem) or `rollout.n_problems` (more problems, "
+        f"now {cfg.n_problems if cfg.n_problems is not None else 'all'}), or use an easier dataset or a stronger "
+        f"policy."
+    )
 
 
 def _groups(solutions: list[Solution]) -> list[list[Solution]]:
@@ -153,10 +188,26 @@ def montecarlo_stage(
     metrics: dict[str, Any] = {"shards": shards}
     if merge:
         records, stats = merge_shards(shard_dir, "montecarlo", len(groups), cfg.shard_size, StepValues)
-        write_records(out_path, records)
         metrics.update(sum_stats(stats))
+        if not records:
+            metrics["stage_seconds"] = round(time.perf_counter() - t0, 3)
+            Path(out_path).unlink(missing_ok=True)
+            raise StageOutputError(
+                f"montecarlo has no step values to write: {solutions_path} holds no solutions. The rollout "
+                f"kept none (see its metrics: no_correct_problems, no_incorrect_problems); set "
+                f"`rollout.one_sided: keep`, raise `rollout.max_paths` or `rollout.n_problems`, or use an easier "
+                f"dataset or a stronger policy, then run `rollout` again.",
+                metrics,
+            )
+        write_records(out_path, records)
     metrics["stage_seconds"] = round(time.perf_counter() - t0, 3)
     return metrics
+
+
+def failed_gate_path(out_path: str | Path) -> Path:
+    """Where :func:`labels_stage` writes the labelled values when the gate fails: ``<stem>.gate-failed<suffix>``."""
+    out = Path(out_path)
+    return out.with_name(f"{out.stem}.gate-failed{out.suffix}")
 
 
 def labels_stage(
@@ -169,8 +220,10 @@ def labels_stage(
 ) -> dict:
     """Part 3: label stored values, run the quality gate, score against the world's checker.
 
-    The gate runs before the output is written, so a failing gate (``GateError``) leaves no
-    output. Quality metrics are computed when every problem is a world problem.
+    The gate runs before the output is written. A failing gate raises :class:`GateError`
+    carrying the metrics (with the gate's report) after the labelled values are written to
+    :func:`failed_gate_path`, not to ``out_path``; no values at all raise
+    :class:`StageOutputError`. Quality metrics are computed when every problem is a world problem.
     """
     from genprm.labeling.gate import run_gate
     from genprm.labeling.labels import apply_labels, label_names, quality_metrics
@@ -182,17 +235,41 @@ def labels_stage(
     solutions = read_records(solutions_path, Solution)
     names = label_names(cfg.epsilon, cfg.difference_threshold)
     metrics: dict[str, Any] = {"solutions": len(values), "steps": sum(len(v.mc) for v in values)}
+    side = failed_gate_path(out_path)
+    if not values:
+        metrics["stage_seconds"] = round(time.perf_counter() - t0, 3)
+        Path(out_path).unlink(missing_ok=True)
+        raise StageOutputError(
+            f"labels has no step values to label: {values_path} is empty ({len(solutions)} solutions in "
+            f"{solutions_path}). When the rollout kept no solution there is nothing to value: set "
+            f"`rollout.one_sided: keep`, raise `rollout.max_paths` or `rollout.n_problems`, or use an easier dataset "
+            f"or a stronger policy, then run `rollout` and `montecarlo` again.",
+            metrics,
+        )
     metrics["positive_share"] = {
         n: round(sum(sum(v.labels[n]) for v in values) / max(1, metrics["steps"]), 4) for n in names
     }
+    failed: GateError | None = None
     if gate:
-        metrics["gate"] = run_gate(values, solutions, label_names=names, training_label=cfg.training_label,
-                                   min_positive_share=cfg.gate.min_positive_share,
-                                   max_positive_share=cfg.gate.max_positive_share)
+        try:
+            metrics["gate"] = run_gate(values, solutions, label_names=names, training_label=cfg.training_label,
+                                       min_positive_share=cfg.gate.min_positive_share,
+                                       max_positive_share=cfg.gate.max_positive_share)
+        except GateError as exc:
+            metrics["gate"] = exc.summary
+            failed = exc
     try:
         metrics["quality"] = quality_metrics(values, solutions)
     except WorldFormatError:
         log.info("not world problems: no exact step labels, quality metrics skipped")
+    if failed is not None:
+        write_records(side, values)
+        Path(out_path).unlink(missing_ok=True)
+        metrics["gate_failed_output"] = str(side)
+        metrics["stage_seconds"] = round(time.perf_counter() - t0, 3)
+        failed.metrics = metrics
+        raise failed
     write_records(out_path, values)
+    side.unlink(missing_ok=True)
     metrics["stage_seconds"] = round(time.perf_counter() - t0, 3)
     return metrics

@@ -7,11 +7,22 @@ reason), keeps those that agree with the labels (:mod:`genprm.rationale.consensu
 SFT examples, optionally balances them, runs the SFT gate against the evaluation sets' problems
 and writes (atomically)::
 
-    data/sft/train.jsonl          SFTExample records (kept, balanced, gated)
-    data/sft/rationales.jsonl     one Rationale per reviewed solution (kept or not)
+    data/sft/rationales.jsonl     one Rationale per reviewed solution (kept or not), always
+    data/sft/train.jsonl          SFTExample records (kept, balanced, gated), when the gate passed
 
 It returns the stage's metrics: counts, drop reasons, retention overall / per generator / per
 problem source, balance, gate summary, timings and throughput.
+
+When the stage has nothing to write it fails after writing what can be inspected, with an
+exception that carries the metrics (:class:`genprm.quality.StageFailure`; the stage script writes
+them, then exits non-zero); ``train.jsonl`` is then not written, and one left from an earlier
+run is removed, as ``dvc repro`` does before it runs a stage:
+
+- no solution has step values: :class:`~genprm.quality.StageOutputError` (nothing reviewed);
+- consensus (and balancing) kept no example: :class:`~genprm.quality.StageOutputError` naming the
+  consensus report's counts and the knobs (``synthesis.label``, the teacher, ``max_tokens_per_step``);
+- the SFT gate failed: :class:`~genprm.quality.GateError`; the metrics' ``gate`` section holds each
+  failed expectation and its rejected rows, the examples go to ``train.gate-failed.jsonl``.
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ from typing import Any
 
 from genprm.conversation import parse_judgement
 from genprm.engine.base import Generator
+from genprm.quality import GateError, StageOutputError
 from genprm.rationale.config import SynthesisConfig
 from genprm.rationale.consensus import filter_consensus, first_zero, problem_source
 from genprm.rationale.gate import run_sft_gate
@@ -34,9 +46,12 @@ from genprm.rationale.sft import balance_examples, build_example
 from genprm.rationale.synthesis import Review, synthesize
 from genprm.records import Rationale, Solution, StepValues, Verdict, read_records, write_records
 
-__all__ = ["synthesis_stage", "read_eval_problems", "to_rationale", "create_teacher"]
+__all__ = ["synthesis_stage", "read_eval_problems", "to_rationale", "create_teacher", "FAILED_GATE_NAME"]
 
 log = logging.getLogger(__name__)
+
+FAILED_GATE_NAME = "train.gate-failed.jsonl"
+"""Where, in the output folder, the SFT examples go when the gate fails (``train.jsonl`` is not written)."""
 
 
 def read_eval_problems(paths: Sequence[str | Path]) -> set[str]:
@@ -104,8 +119,15 @@ def synthesis_stage(
     solutions = read_records(solutions_path, Solution)
     values = {v.solution_id: v for v in read_records(values_path, StepValues)}
     labelled = [s for s in solutions if s.id in values]
+    out_dir = Path(out_dir)
     if not labelled:
-        raise ValueError(f"no solution of {solutions_path} has step values in {values_path}")
+        (out_dir / "train.jsonl").unlink(missing_ok=True)
+        raise StageOutputError(
+            f"synthesis has nothing to review: no solution of {solutions_path} ({len(solutions)} solutions) has "
+            f"step values in {values_path} ({len(values)} values). Run `labels` (and `montecarlo`) on this "
+            f"rollout's solutions first; if the rollout kept none, see its metrics and `rollout.one_sided`.",
+            {"solutions": len(solutions), "labelled": 0, "values": len(values)},
+        )
     eval_problems = read_eval_problems(eval_paths)
     teacher = generator or create_teacher(cfg, model)
     teacher_name = cfg.engine.backend + (f":{cfg.engine.settings['model']}" if "model" in cfg.engine.settings else "")
@@ -133,13 +155,9 @@ def synthesis_stage(
         for sid in consensus.kept
     ]
     balanced = balance_examples(examples, cfg.balance, cfg.seed)
-    gate = run_sft_gate(balanced, eval_problems=eval_problems, problems={s.id: s.problem for s in labelled},
-                        min_yes_share=cfg.gate.min_yes_share, max_yes_share=cfg.gate.max_yes_share)
-    out_dir = Path(out_dir)
     write_records(out_dir / "rationales.jsonl", [to_rationale(r, parsed.get(r.solution_id), teacher_name) for r in reviews])
-    write_records(out_dir / "train.jsonl", balanced)
     fallbacks = sum(t.fallback for r in reviews for t in r.turns)
-    metrics = {
+    metrics: dict[str, Any] = {
         "solutions": len(solutions),
         "labelled": len(labelled),
         "reviewed": len(reviews),
@@ -153,13 +171,51 @@ def synthesis_stage(
         "fallback_turns": fallbacks,
         "code_blocks": sum(r.code_rounds for r in reviews),
         "teacher_tokens": sum(r.tokens for r in reviews),
-        "gate": gate,
+    }
+    timings = {
         "scheduler": stats,
         "sandbox_start_seconds": round(sandbox_seconds, 3),
         "review_seconds": round(review_seconds, 3),
         "solutions_per_second": round(len(reviews) / review_seconds, 3) if review_seconds > 0 else None,
-        "seconds": round(time.perf_counter() - t_start, 3),
     }
+    failed_path = out_dir / FAILED_GATE_NAME
+    if not balanced:
+        (out_dir / "train.jsonl").unlink(missing_ok=True)
+        failed_path.unlink(missing_ok=True)
+        metrics.update(timings, seconds=round(time.perf_counter() - t_start, 3))
+        raise StageOutputError(_no_examples_message(cfg, metrics, teacher_name, out_dir), metrics)
+    try:
+        metrics["gate"] = run_sft_gate(balanced, eval_problems=eval_problems,
+                                       problems={s.id: s.problem for s in labelled},
+                                       min_yes_share=cfg.gate.min_yes_share, max_yes_share=cfg.gate.max_yes_share)
+    except GateError as exc:
+        metrics["gate"] = exc.summary
+        write_records(failed_path, balanced)
+        (out_dir / "train.jsonl").unlink(missing_ok=True)
+        metrics["gate_failed_output"] = str(failed_path)
+        metrics.update(timings, seconds=round(time.perf_counter() - t_start, 3))
+        exc.metrics = metrics
+        raise
+    write_records(out_dir / "train.jsonl", balanced)
+    failed_path.unlink(missing_ok=True)
+    metrics.update(timings, seconds=round(time.perf_counter() - t_start, 3))
     log.info("synthesis: %d reviewed, %d parsed, %d kept, %d in the SFT set", len(reviews), len(parsed),
              consensus.report["kept"], len(balanced))
     return metrics
+
+
+def _no_examples_message(cfg: SynthesisConfig, m: dict[str, Any], teacher: str, out_dir: Path) -> str:
+    c = m["consensus"]
+    dropped = ", ".join(f"{k}: {v}" for k, v in m["dropped"].items()) or "none"
+    balance = (f"; balance 'drop' then removed the {m['examples']} kept example(s)"
+               if m["examples"] and cfg.balance == "drop" else "")
+    keep = "; or set synthesis.balance: keep" if cfg.balance == "drop" else ""
+    return (
+        f"synthesis has no SFT examples: consensus kept {c['kept']} of {c['reviewed']} reviewed solutions "
+        f"({c['unparsed']} unparsed, by reason: {dropped}; {c['disagree']} where the teacher's first error differs "
+        f"from the {cfg.label!r} label's){balance}. Read the `consensus` report in the stage's metrics and every "
+        f"review in {out_dir / 'rationales.jsonl'}. Check the teacher (synthesis.engine: {teacher}, "
+        f"synthesis.format: {cfg.format}); if reviews were cut off ({m['budget_exhausted']} hit their budget), raise "
+        f"synthesis.max_tokens_per_step (now {cfg.max_tokens_per_step}); try another label "
+        f"(synthesis.label, e.g. hard) or better labels upstream (montecarlo K){keep}."
+    )
