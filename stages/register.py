@@ -8,7 +8,10 @@ model folder as a pyfunc verifier (:func:`genprm.serving.log_verifier_model`, wi
 hashes of its deps, hashes of the files it read), registers a new version, and points alias
 ``champion`` at it only if every check passed; otherwise alias ``candidate``, with tags
 ``promotion=blocked`` and ``promotion.reasons``. A blocked promotion is an outcome, not an
-error: the stage succeeds. Writes::
+error: the stage succeeds. A missing input (the model folder, a gate's or a threshold's metrics
+file) is an error: the stage exits 1 with a message naming the file and the stage that writes it
+(from ``dvc.yaml``), e.g. ``metrics/synthesis.json is missing: run the `synthesis` stage first``.
+Writes::
 
     metrics/register.json   {model_name, version, alias, promoted, reasons, checks, previous_champion, values}
 
@@ -21,11 +24,21 @@ import argparse
 import logging
 from pathlib import Path
 
+import yaml
+
 from genprm.labeling.config import load_section
 from genprm.logs import setup_logging
 from genprm.records import write_json
-from genprm.registry import RegisterConfig, champion_metrics, promotion_decision, read_metrics_files, register_model
-from lineage import lineage_tags  # stages/lineage.py: this script's folder is on sys.path
+from genprm.registry import (
+    MissingInputError,
+    RegisterConfig,
+    champion_metrics,
+    promotion_decision,
+    read_metrics_files,
+    register_model,
+    require_inputs,
+)
+from lineage import lineage_tags, stage_paths  # stages/lineage.py: this script's folder is on sys.path
 
 log = logging.getLogger("stages.register")
 
@@ -54,6 +67,15 @@ def verifier_logger(cfg: RegisterConfig):
     return log_model
 
 
+def output_producers(dvc_yaml: str | Path = "dvc.yaml") -> dict[str, str]:
+    """Every output path of the pipeline (outs, metrics, plots) -> the stage that writes it."""
+    path = Path(dvc_yaml)
+    if not path.is_file():
+        return {}
+    stages = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("stages", {})
+    return {out: name for name in stages for out in stage_paths(name, path)[1]}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--params", default="params.yaml")
@@ -62,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     setup_logging()
     cfg = load_section(args.params, "registry", RegisterConfig)
+    try:
+        require_inputs([args.model, *cfg.metric_files()], producers=output_producers())
+    except MissingInputError as exc:
+        log.error("cannot register %s: %s", args.model, exc)
+        return 1
     files = read_metrics_files(cfg.metric_files())
     champion = champion_metrics(cfg.model_name, cfg.metric_specs())
     decision = promotion_decision({f: files.get(f) for f in cfg.gates}, files,

@@ -16,9 +16,11 @@ from genprm.registry import (
     CompareConfig,
     RegisterConfig,
     Threshold,
+    MissingInputError,
     lookup,
     metric_value,
     promotion_decision,
+    require_inputs,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,6 +92,48 @@ def test_failed_gate_blocks_and_names_the_gate():
     assert d.reasons == ["gate metrics/labels.json: 2 failed expectation(s): - [steps] expect_column_values_to_be_between"]
 
 
+def test_failed_gate_as_written_by_a_failing_stage_names_the_first_failure():
+    """A failing gate writes ``gate.failures`` as records (genprm.quality.GateFailure.to_dict)."""
+    failure = {"message": "- [steps] expect_column_mean_to_be_between {'column': 'label_rpe'}: observed 0.0",
+               "expectation": "expect_column_mean_to_be_between", "column": "label_rpe", "observed": 0.0, "rows": []}
+    d = _decide(gates={"metrics/labels.json": {"gate": {"failed": 1, "failures": [failure]}},
+                       "metrics/synthesis.json": _passed()})
+    assert d.reasons == [f"gate metrics/labels.json: 1 failed expectation(s): {failure['message']}"]
+
+
+def test_require_inputs_names_the_missing_file_and_its_stage(tmp_path):
+    (tmp_path / "labels.json").write_text("{}")
+    producers = {str(tmp_path / "synthesis.json"): "synthesis"}
+    require_inputs([tmp_path / "labels.json"], producers)  # all there: no error
+    with pytest.raises(MissingInputError) as info:
+        require_inputs([tmp_path / "labels.json", tmp_path / "synthesis.json", tmp_path / "other.json"], producers)
+    assert info.value.missing == [str(tmp_path / "synthesis.json"), str(tmp_path / "other.json")]
+    assert str(info.value).startswith(f"{tmp_path / 'synthesis.json'} is missing: run the `synthesis` stage first "
+                                      "(dvc repro synthesis).")
+    assert f"{tmp_path / 'other.json'} is missing, and no pipeline stage writes it" in str(info.value)
+
+
+def test_register_stage_names_a_missing_upstream_output(tmp_path, monkeypatch, load_script, caplog):
+    """No traceback, no registry touched: the stage exits 1 saying which stage to run."""
+    import logging
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dvc.yaml").write_text((REPO / "dvc.yaml").read_text())
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"registry": {"gates": GATES}}))
+    (tmp_path / "models" / "genprm").mkdir(parents=True)
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / "labels.json").write_text(json.dumps(_passed()))
+    with caplog.at_level(logging.ERROR):
+        assert load_script(REPO / "stages" / "register.py").main(["--params", "params.yaml"]) == 1
+    assert "metrics/synthesis.json is missing: run the `synthesis` stage first (dvc repro synthesis)" in caplog.text
+    assert "Traceback" not in caplog.text and not (tmp_path / "metrics" / "register.json").exists()
+    (tmp_path / "models" / "genprm").rmdir()
+    caplog.clear()
+    with caplog.at_level(logging.ERROR):
+        assert load_script(REPO / "stages" / "register.py").main(["--params", "params.yaml"]) == 1
+    assert "models/genprm is missing: run the `train` stage first" in caplog.text
+
+
 def test_missing_gate_file_or_section_blocks():
     d = _decide(gates={"metrics/labels.json": _passed(), "metrics/synthesis.json": {"kept": 3}})
     assert not d.promote and d.reasons == ["gate metrics/synthesis.json: no 'gate' section (the great-expectations gate did not run)"]
@@ -150,7 +194,7 @@ def _label_inputs(defect: bool) -> tuple[list[dict], list[dict]]:
     return vals, sols
 
 
-def _run_labels(stage, tmp: Path, defect: bool) -> None:
+def _run_labels(stage, tmp: Path, defect: bool) -> int:
     """The real labels stage (real great-expectations gate) as ``dvc repro`` runs it: outputs removed first."""
     from genprm.records import write_records
 
@@ -158,7 +202,7 @@ def _run_labels(stage, tmp: Path, defect: bool) -> None:
     write_records(tmp / "work" / "values.jsonl", vals)
     write_records(tmp / "work" / "solutions.jsonl", sols)
     Path("metrics/labels.json").unlink(missing_ok=True)
-    stage("labels").main(["--params", "params.yaml", "--values", "work/values.jsonl", "--solutions",
+    return stage("labels").main(["--params", "params.yaml", "--values", "work/values.jsonl", "--solutions",
                            "work/solutions.jsonl", "--out", "data/labels/values.jsonl", "--metrics", "metrics/labels.json"])
 
 
@@ -194,7 +238,7 @@ def test_planted_data_defect_blocks_promotion(project, stage):
 
     client = project
     # 1. clean labels pass the real gate; the model beats the threshold: v1 is champion
-    _run_labels(stage, Path.cwd(), defect=False)
+    assert _run_labels(stage, Path.cwd(), defect=False) == 0
     assert json.loads(Path("metrics/labels.json").read_text())["gate"]["failed"] == 0
     out = _register(stage, 85.0)
     assert out["version"] == "1" and out["alias"] == "champion" and out["promoted"] and out["reasons"] == []
@@ -210,13 +254,16 @@ def test_planted_data_defect_blocks_promotion(project, stage):
     assert (local / "artifacts" / "genprm" / "config.json").read_text() == '{"model_type": "llama"}'
     assert (local / "MLmodel").is_file()
 
-    # 2. a planted defect: the labels gate stops the stage, its metrics are gone (as after a failed
-    #    `dvc repro`); a better model trained before the defect stays candidate, with the reason
-    with pytest.raises(GateError, match="zeros_after_first_zero"):
-        _run_labels(stage, Path.cwd(), defect=True)
+    # 2. a planted defect: the labels gate writes its report into the stage's metrics, then stops the
+    #    stage; a better model trained before the defect stays candidate, with the reason
+    assert _run_labels(stage, Path.cwd(), defect=True) == 1
+    report = json.loads(Path("metrics/labels.json").read_text())["gate"]
+    assert report["failed"] == 1 and report["failures"][0]["column"] == "zeros_after_first_zero"
+    assert report["failures"][0]["rows"] == [{"solution_id": "p0/1", "zeros_after_first_zero": False}]
     out = _register(stage, 90.0)
     assert out["version"] == "2" and out["alias"] == "candidate" and not out["promoted"]
-    assert out["reasons"][0].startswith("gate metrics/labels.json: missing")
+    assert out["reasons"][0].startswith("gate metrics/labels.json: 1 failed expectation(s)")
+    assert "zeros_after_first_zero" in out["reasons"][0]
     v2 = client.get_model_version_by_alias("genprm", "candidate")
     assert str(v2.version) == "2" and v2.tags["promotion"] == "blocked"
     assert "gate metrics/labels.json" in v2.tags["promotion.reasons"]
@@ -238,7 +285,7 @@ def test_planted_data_defect_blocks_promotion(project, stage):
     assert "zeros_after_first_zero" in out["reasons"][0]
 
     # 4. clean data again: a model no better than the champion (by min_delta) stays candidate ...
-    _run_labels(stage, Path.cwd(), defect=False)
+    assert _run_labels(stage, Path.cwd(), defect=False) == 0
     out = _register(stage, 85.4)
     assert out["alias"] == "candidate" and "does not beat the champion's 85" in out["reasons"][0]
     # ... one below the threshold too, and a better one becomes champion

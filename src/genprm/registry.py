@@ -21,6 +21,11 @@ given by the caller. Use::
     decision = promotion_decision(gates, metrics, champion.metrics if champion else None, cfg)
     result = register_model("models/genprm", cfg, decision, log_model=my_logger, tags=lineage)
 
+Before anything is read, :func:`require_inputs` checks that the model folder and every metrics
+file the decision reads exist; a missing one raises :class:`MissingInputError`, whose message
+names the file and the stage that writes it (``producers``), so a register run never starts on
+half a lineage.
+
 ``log_model`` logs the model into the active run and registers it: it is called as
 ``log_model(model_dir=..., registered_model_name=...)`` and returns MLflow's ``ModelInfo``
 (e.g. :func:`genprm.serving.log_verifier_model` with its engine arguments bound). Runs go
@@ -62,6 +67,8 @@ __all__ = [
     "champion_metrics",
     "register_model",
     "read_metrics_files",
+    "MissingInputError",
+    "require_inputs",
 ]
 
 log = logging.getLogger(__name__)
@@ -252,7 +259,8 @@ def _gate_reasons(file: str, data: Any) -> list[str]:
         return [f"gate {file}: 'gate.failed' is {failed!r}, not a count"]
     if failed != 0:
         first = gate.get("failures") or []
-        detail = f": {str(first[0]).splitlines()[0]}" if first else ""
+        head = first[0].get("message", "") if first and isinstance(first[0], Mapping) else (first[0] if first else "")
+        detail = f": {str(head).splitlines()[0]}" if str(head).strip() else ""
         return [f"gate {file}: {failed:g} failed expectation(s){detail}"]
     return []
 
@@ -463,3 +471,36 @@ def read_metrics_files(paths: Sequence[str | os.PathLike]) -> dict[str, Any]:
             log.warning("metrics file %s unreadable: %s", p, exc)
             out[str(p)] = None
     return out
+
+
+class MissingInputError(FileNotFoundError):
+    """Files a stage reads are missing; the message names each and the stage that writes it."""
+
+    def __init__(self, message: str, missing: Sequence[str]):
+        super().__init__(message)
+        self.missing = list(missing)
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+def require_inputs(paths: Sequence[str | os.PathLike], producers: Mapping[str, str] | None = None) -> None:
+    """Raise :class:`MissingInputError` unless every path exists.
+
+    ``producers`` maps an output path to the pipeline stage that writes it (e.g. from
+    ``dvc.yaml``), so the message says what to run: ``metrics/synthesis.json is missing: run the
+    `synthesis` stage first (dvc repro synthesis)``.
+    """
+    producers = {os.path.normpath(k): v for k, v in (producers or {}).items()}
+    missing = list(dict.fromkeys(str(p) for p in paths if not Path(p).exists()))
+    if not missing:
+        return
+    lines = []
+    for path in missing:
+        stage = producers.get(os.path.normpath(path))
+        if stage:
+            lines.append(f"{path} is missing: run the `{stage}` stage first (dvc repro {stage}).")
+        else:
+            lines.append(f"{path} is missing, and no pipeline stage writes it: check the path in the registry "
+                         f"section (gates, thresholds, compare) or --model.")
+    raise MissingInputError(" ".join(lines), missing)
