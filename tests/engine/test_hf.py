@@ -132,3 +132,48 @@ def test_model_generation_config_does_not_leak_in(hf_gen: Generator, tiny_model:
         [c.token_ids for c in cs] for cs in hf_gen.generate(reqs)
     ]
     other.close()
+
+
+def test_shared_prompt_prefill_does_not_change_samples(hf_gen: Generator, monkeypatch: pytest.MonkeyPatch) -> None:
+    reqs = [
+        GenerationRequest(messages=PROBLEM, n=3, temperature=1.0, seed=5, max_tokens=16, logprobs=2),
+        GenerationRequest(messages=[{"role": "user", "content": "Compute 2 + 9."}], n=2, temperature=1.0, max_tokens=16),
+        greedy(max_tokens=16),
+    ]
+    shared = hf_gen.generate(reqs)
+    monkeypatch.setattr(hf_gen, "_shared_prefill", lambda *args: None)
+    separate = hf_gen.generate(reqs)
+    assert [[c.token_ids for c in cs] for cs in shared] == [[c.token_ids for c in cs] for cs in separate]
+    lps = [[c.token_logprobs for c in cs] for cs in separate]
+    assert [[c.token_logprobs for c in cs] for cs in shared] == [[pytest.approx(lp, abs=1e-5) for lp in x] for x in lps]
+
+
+def _draw(scores: list[float], draws: int, **kw: float) -> list[int]:
+    import torch
+
+    from genprm.engine.hf_backend import _RowSampler
+
+    opts = {"temperature": 1.0, "top_p": 1.0, "top_k": 0, **kw}
+    sampler = _RowSampler(generator=torch.Generator().manual_seed(0), **opts)  # type: ignore[arg-type]
+    out = sampler(None, torch.tensor([scores] * draws))
+    assert (out.max(-1).values == 0).all() and torch.isinf(out).sum() == draws * (len(scores) - 1)  # one-hot
+    return out.argmax(-1).bincount(minlength=len(scores)).tolist()
+
+
+def test_row_sampler_draws_from_the_softmax() -> None:
+    import math
+
+    counts = _draw([math.log(0.6), math.log(0.3), math.log(0.1)], 20000)
+    assert [c / 20000 for c in counts] == pytest.approx([0.6, 0.3, 0.1], abs=0.015)
+
+
+def test_row_sampler_temperature_top_k_and_top_p() -> None:
+    import math
+
+    logits = [math.log(0.5), math.log(0.3), math.log(0.15), math.log(0.05)]
+    cold = _draw(logits, 4000, temperature=0.25)  # p^4: 0.5 -> 0.87
+    assert cold[0] / 4000 == pytest.approx(0.0625 / (0.0625 + 0.0081 + 0.0005 + 0.00000625), abs=0.03)
+    assert _draw(logits, 4000, top_k=2)[2:] == [0, 0]
+    assert _draw(logits, 4000, top_p=0.8)[2:] == [0, 0]  # 0.5 + 0.3 reaches 0.8
+    assert _draw(logits, 4000, top_p=0.81)[3] == 0 and _draw(logits, 4000, top_p=0.81)[2] > 0
+    assert _draw(logits, 100, top_k=1) == [100, 0, 0, 0]

@@ -5,10 +5,16 @@ grouped by sampling settings (temperature, top_p, top_k: transformers takes one 
 sorted by prompt length and cut into batches of ``batch_size`` rows, each one ``generate``
 call. Per-row ``max_tokens`` and stop strings are enforced by a stopping criterion that decodes
 the generated text, so a row ends at the token that completes a stop string, as in vLLM.
-Log-probabilities come from the raw logits (``output_logits``), like vLLM's default.
+Log-probabilities come from the raw logits (``output_logits``), like vLLM's default. Rows that
+share a prompt (a request's ``n`` samples) share its prefill: the prompt runs through the model
+once and its KV cache is copied to each row. On CPU the model uses eager attention.
 
 Sampling is seeded per call (the first seed among the rows of a batch, else the backend's
-``seed``): the same call gives the same samples, but samples differ from vLLM's::
+``seed``): the same call gives the same samples, but samples differ from vLLM's. Rows are
+sampled by :class:`_RowSampler` (temperature, top-k, top-p, then one uniform draw per row
+against the cumulative distribution) inside a greedy ``generate``: transformers' own sampling
+(``torch.multinomial``) draws one exponential per vocabulary entry, single-threaded, which cost
+a fifth of a batched call on CPU (60 ms per step at 64 rows x 49k tokens)::
 
     gen = create_generator("hf", model="path/to/model", dtype="float32")
 """
@@ -69,6 +75,36 @@ class _RowStopper:
         return self.done.to(input_ids.device).clone()
 
 
+class _RowSampler:
+    """transformers logits processor that samples each row's next token and returns it as a one-hot score.
+
+    Used with a greedy ``generate`` (its arg-max then picks the sampled token). The distribution
+    is vLLM's: logits / temperature, the ``top_k`` largest kept (0: all), then the smallest set of
+    most likely tokens whose probability reaches ``top_p``.
+    """
+
+    def __init__(self, temperature: float, top_p: float, top_k: int, generator: Any) -> None:
+        self.temperature, self.top_p, self.top_k, self.generator = temperature, top_p, top_k, generator
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        logits = scores.float() / self.temperature
+        if 0 < self.top_k < logits.shape[-1]:
+            kth = logits.topk(self.top_k, dim=-1).values[:, -1:]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        probs = torch.softmax(logits, dim=-1)
+        if self.top_p < 1.0:
+            sorted_p, order = probs.sort(dim=-1, descending=True)
+            before = sorted_p.cumsum(dim=-1) - sorted_p  # mass of the more likely tokens
+            sorted_p = sorted_p.masked_fill(before >= self.top_p, 0.0)
+            probs = torch.zeros_like(probs).scatter_(-1, order, sorted_p)
+        cdf = probs.cumsum(dim=-1)
+        u = torch.rand((cdf.shape[0], 1), generator=self.generator, device=cdf.device) * cdf[:, -1:]
+        chosen = torch.searchsorted(cdf, u, right=True).clamp_(max=cdf.shape[-1] - 1)
+        return torch.full_like(scores, float("-inf")).scatter_(-1, chosen, 0.0)
+
+
 class HfGenerator:
     """A :class:`genprm.engine.Generator` over transformers ``generate``."""
 
@@ -87,8 +123,11 @@ class HfGenerator:
         dtype: Any = "auto" if settings.dtype == "auto" else getattr(torch, settings.dtype)
         self.tokenizer = load_tokenizer(settings.tokenizer or settings.model, settings.trust_remote_code)
         log.info("loading %s for transformers on %s", settings.model, device)
+        # On CPU, eager attention decodes a padded batch faster than torch's SDPA CPU kernel (one
+        # query token per row: 150 vs 205 ms per step at 64 rows, SmolLM2-135M in bfloat16).
+        attention = {"attn_implementation": "eager"} if device == "cpu" else {}
         self.model = AutoModelForCausalLM.from_pretrained(
-            settings.model, dtype=dtype, trust_remote_code=settings.trust_remote_code
+            settings.model, dtype=dtype, trust_remote_code=settings.trust_remote_code, **attention
         ).to(device)
         self.model.eval()
         self.device = torch.device(device)
@@ -133,7 +172,7 @@ class HfGenerator:
         self, rows: list[_Row], key: tuple, want_lp: int | None, requests: Sequence[GenerationRequest]
     ) -> list[Completion]:
         import torch
-        from transformers import GenerationConfig, StoppingCriteriaList
+        from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
         greedy, temperature, top_p, top_k = key
         width = max(len(r.prompt) for r in rows)
@@ -143,16 +182,13 @@ class HfGenerator:
             input_ids[i, width - len(r.prompt) :] = torch.tensor(r.prompt)
             mask[i, width - len(r.prompt) :] = 1
         stopper = _RowStopper(rows, width, self.tokenizer)
-        # Every sampling field is set: transformers fills unset (None) fields from the model's
-        # generation_config (e.g. a repetition_penalty), which vLLM would not apply.
+        # Every field a greedy generate reads is set: transformers fills unset (None) fields from
+        # the model's generation_config (e.g. a repetition_penalty), which vLLM would not apply.
+        # generate is greedy; sampled rows are drawn by _RowSampler.
         config = GenerationConfig(
             max_new_tokens=max(r.budget for r in rows),
             min_new_tokens=0,
-            do_sample=not greedy,
-            temperature=1.0 if greedy else temperature,
-            top_p=1.0 if greedy else top_p,
-            top_k=0 if greedy else (top_k or 0),
-            min_p=0.0,
+            do_sample=False,
             repetition_penalty=1.0,
             no_repeat_ngram_size=0,
             eos_token_id=self.eos_ids,
@@ -160,13 +196,18 @@ class HfGenerator:
             return_dict_in_generate=True,
             output_logits=want_lp is not None,
         )
-        seed = next((r.seed for r in rows if r.seed is not None), self.settings.seed)
-        torch.manual_seed(seed)
+        processors = LogitsProcessorList()
+        if not greedy:
+            seed = next((r.seed for r in rows if r.seed is not None), self.settings.seed)
+            generator = torch.Generator(device=self.device).manual_seed(seed)
+            processors.append(_RowSampler(temperature, top_p, top_k or 0, generator))
         with torch.inference_mode():
             out = self.model.generate(
                 input_ids=input_ids.to(self.device),
                 attention_mask=mask.to(self.device),
+                past_key_values=self._shared_prefill(rows, input_ids, mask),
                 generation_config=config,
+                logits_processor=processors,
                 stopping_criteria=StoppingCriteriaList([stopper]),
             )
         gen = out.sequences[:, width:].tolist()
@@ -176,6 +217,33 @@ class HfGenerator:
         if want_lp is not None:
             self._attach_logprobs(comps, rows, out.logits, requests)
         return comps
+
+    def _shared_prefill(self, rows: list[_Row], input_ids: Any, mask: Any) -> Any:
+        """The KV cache of all prompt tokens but the last, computed once per distinct prompt; None if none repeats.
+
+        A request sampled ``n`` times is ``n`` rows with one prompt: their prompt is run through
+        the model once and its cache copied to each row, as vLLM's prefix cache does.
+        """
+        import torch
+
+        first: dict[tuple[int, ...], int] = {}  # prompt -> its index among the distinct prompts
+        owner, unique = [], []  # each row's distinct prompt; the first row of each distinct prompt
+        for i, r in enumerate(rows):
+            if tuple(r.prompt) not in first:
+                first[tuple(r.prompt)] = len(unique)
+                unique.append(i)
+            owner.append(first[tuple(r.prompt)])
+        if len(unique) == len(rows) or input_ids.shape[1] < 2:
+            return None
+        ids, m = input_ids[unique, :-1], mask[unique, :-1]
+        pos = (m.cumsum(-1) - 1).clamp(min=0)
+        out = self.model(
+            input_ids=ids.to(self.device), attention_mask=m.to(self.device), position_ids=pos.to(self.device),
+            use_cache=True, logits_to_keep=1,
+        )
+        cache = out.past_key_values
+        cache.reorder_cache(torch.tensor(owner, device=self.device))
+        return cache
 
     def _finish(self, tokens: list[int], row: _Row, stopped_at: int | None, req: GenerationRequest) -> Completion:
         limit = stopped_at if stopped_at is not None else min(len(tokens), row.budget)
