@@ -146,3 +146,49 @@ def test_analysis_prompt_ends_before_the_prefix_space_and_turns_read_the_protoco
             assert turn.text.startswith(analyze_prefix(t)) and not turn.text.startswith(analyze_prefix(t) + " ")
             assert turn.segments[0].text == analyze_prefix(t) and turn.segments[0].kind == "prefix"
     assert [x["text"] for x in loop] == [t.text for t in reviews[0].turns]
+
+
+def test_logits_fallback_closes_a_cut_analysis_and_reads_the_judgement(teacher, sandbox, labelled):
+    """fallback_judgement='logits': a well-formed turn whose judgement is the teacher's likelier one."""
+    from genprm.rationale.parsing import check_turn
+
+    items = _items(labelled[:2])
+    scored = []
+
+    class _Spy:
+        backend = teacher.backend
+
+        def generate(self, requests):
+            return teacher.generate(requests)
+
+        def score_continuations(self, prompt, candidates):
+            scored.append(prompt)
+            return teacher.score_continuations(prompt, candidates)
+
+        def count_tokens(self, text):
+            return teacher.count_tokens(text)
+
+    cut = SynthesisLimits(max_tokens_per_step=5)
+    generated = synthesize(teacher, sandbox.session, items, cut)
+    forced = synthesize(_Spy(), sandbox.session, items, dataclasses.replace(cut, fallback_judgement="logits"))
+    turns = [t for r in forced for t in r.turns]
+    assert len(scored) == len(turns) and all(t.forced and t.fallback for t in turns)
+    assert not any(t.forced for r in generated for t in r.turns)
+    for turn in turns:
+        analysis_end = turn.text.index("</analyze>\n")
+        assert turn.text[analysis_end:].startswith("</analyze>\n" + FALLBACK_JUDGEMENT)
+        assert check_turn(turn.text) is False  # parses; the rule teacher read no check output: No
+        assert turn.segments[-1].kind == "gen" and turn.segments[-1].text == "{No}$\n</output>\n"
+    # the generated fallback keeps a cut analysis without its closing tag: not a usable turn
+    cut_turns = [t for r in generated for t in r.turns if "</analyze>" not in t.text]
+    assert cut_turns and all(t.fallback_reason == "analyze_unfinished" for t in cut_turns)
+
+
+def test_logits_fallback_after_code_rounds_keeps_later_steps_going(teacher, sandbox, labelled):
+    items = _items(labelled[:3])
+    limits = SynthesisLimits(max_code_rounds=0, fallback_judgement="logits", max_active=2)
+    reviews = synthesize(teacher, sandbox.session, items, limits)
+    assert [r.solution_id for r in reviews] == [sid for sid, _, _ in items]
+    for review, (_, _, steps) in zip(reviews, items):
+        assert len(review.turns) == len(steps)
+        assert all(t.forced and t.fallback_reason == "code_rounds" for t in review.turns)

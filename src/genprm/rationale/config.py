@@ -52,6 +52,13 @@ class SynthesisConfig(Section):
     max_code_rounds: int = Field(3, ge=0, description="executed code blocks per step")
     max_tokens_per_step: int = Field(2048, ge=1, description="tokens per step turn (whole_solution: times steps)")
     fallback_tokens: int = Field(32, ge=1, description="tokens for the forced judgement after a fallback")
+    fallback_judgement: Literal["generate", "logits"] = Field(
+        "generate",
+        description="per_step fallback turns: 'generate' (the released code) samples the judgement after the "
+        "forced prefix, and a turn whose analysis was cut or whose judgement does not parse drops its review; "
+        "'logits' closes a cut analysis with </analyze> and reads the judgement from the teacher's logits "
+        "(P(Yes) vs P(No) after the forced prefix, as the verifier does), for weak teachers (configs/smoke.yaml)",
+    )
     step_timeout_s: float = Field(120.0, gt=0, description="wall time per step (whole_solution: times steps)")
     temperature: float = Field(0.0, ge=0)
     top_p: float = Field(1.0, gt=0, le=1)
@@ -71,6 +78,7 @@ class SynthesisConfig(Section):
             max_code_rounds=self.max_code_rounds,
             max_tokens_per_step=self.max_tokens_per_step,
             fallback_tokens=self.fallback_tokens,
+            fallback_judgement=self.fallback_judgement,
             step_timeout_s=self.step_timeout_s,
             code_timeout_s=self.sandbox.timeout_s,
             temperature=self.temperature,

@@ -169,6 +169,7 @@ def synthesis_stage(
         "balance": cfg.balance,
         "budget_exhausted": sum(r.budget_exhausted for r in reviews),
         "fallback_turns": fallbacks,
+        "forced_turns": sum(t.forced for r in reviews for t in r.turns),
         "code_blocks": sum(r.code_rounds for r in reviews),
         "teacher_tokens": sum(r.tokens for r in reviews),
     }

@@ -20,11 +20,14 @@ Formats (the stage logic of :mod:`genprm.rationale.review`, batched):
     ``analyze_prefix(t)`` (sent without its trailing space, :func:`~genprm.conversation.prompt_prefix`)
     -> until ``</analyze>\\n``; ``VERIFY_PREFIX`` -> until a code block
     closes (executed, ``[Code Output]`` appended, continue) or ``</output>\\n``. The turn falls
-    back to the analysis followed by ``FALLBACK_JUDGEMENT`` (only the judgement is generated,
-    with ``fallback_tokens``) when a stage ends without its stop string, when a block is opened
-    after ``max_code_rounds`` executed blocks, when the step's token budget
-    (``max_tokens_per_step``, counted over all of its generations) is spent, or when the step has
-    run longer than ``step_timeout_s`` seconds of wall time.
+    back to the analysis followed by ``FALLBACK_JUDGEMENT`` when a stage ends without its stop
+    string, when a block is opened after ``max_code_rounds`` executed blocks, when the step's
+    token budget (``max_tokens_per_step``, counted over all of its generations) is spent, or when
+    the step has run longer than ``step_timeout_s`` seconds of wall time. With
+    ``fallback_judgement="generate"`` only the judgement is generated (``fallback_tokens``); with
+    ``"logits"`` an analysis cut by the budget is closed with ``</analyze>`` and the judgement is
+    the likelier of ``Yes``/``No`` by the teacher's log-probabilities after the forced prefix
+    (:func:`genprm.verifier.forced_reward`); the turn is marked ``forced``.
 ``whole_solution`` (the paper's prompt, :func:`~genprm.rationale.prompts.whole_solution_prompt`)
     generate until each code block closes, execute it, continue until the teacher ends; at most
     ``max_code_rounds * n_steps`` blocks, ``max_tokens_per_step * n_steps`` tokens and
@@ -111,6 +114,8 @@ class StepTurn:
     code_rounds: int = 0
     fallback: bool = False
     fallback_reason: str | None = None
+    forced: bool = False
+    """The judgement was read from the teacher's log-probabilities (``fallback_judgement="logits"``)."""
     tokens: int = 0
     seconds: float = 0.0
 
@@ -151,6 +156,7 @@ class SynthesisLimits:
     max_code_rounds: int = 3
     max_tokens_per_step: int = 2048
     fallback_tokens: int = 32
+    fallback_judgement: Literal["generate", "logits"] = "generate"
     step_timeout_s: float = 120.0
     code_timeout_s: float | None = None
     """Per snippet; None: the sandbox's own default."""
@@ -166,6 +172,8 @@ class SynthesisLimits:
     def __post_init__(self) -> None:
         if self.fmt not in ("per_step", "whole_solution"):
             raise ValueError(f"unknown review format {self.fmt!r} (per_step | whole_solution)")
+        if self.fallback_judgement not in ("generate", "logits"):
+            raise ValueError(f"unknown fallback_judgement {self.fallback_judgement!r} (generate | logits)")
         if self.max_code_rounds < 0 or self.max_tokens_per_step < 1 or self.fallback_tokens < 1:
             raise ValueError("max_code_rounds >= 0, max_tokens_per_step >= 1 and fallback_tokens >= 1")
         if self.step_timeout_s <= 0 or self.max_active < 1 or self.exec_workers < 1:
@@ -180,10 +188,10 @@ class SynthesisLimits:
 
 class _Job:
     def __init__(self, index: int, solution_id: str, problem: str, steps: Sequence[str], limits: SynthesisLimits,
-                 count: Callable[[Completion], int]) -> None:
+                 count: Callable[[Completion], int], generator: Generator | None = None) -> None:
         if not steps:
             raise ValueError(f"solution {solution_id!r} has no steps")
-        self.index, self.limits, self.count = index, limits, count
+        self.index, self.limits, self.count, self.generator = index, limits, count, generator
         self.problem, self.steps = problem, list(steps)
         self.review = Review(solution_id, limits.fmt, len(steps))
         self.session: SessionLike | None = None
@@ -252,10 +260,30 @@ class _Job:
         turn.segments = turn.segments[: self.analysis_end]
         if not turn.text.endswith("\n"):
             turn.segments.append(Segment("prefix", "\n"))
+        force = self.limits.fallback_judgement == "logits"
+        if force and not turn.text.endswith(ANALYZE_STOP):
+            turn.segments.append(Segment("prefix", ANALYZE_STOP))
         turn.segments.append(Segment("prefix", FALLBACK_JUDGEMENT))
         self.stage = "fallback"
         self.review.budget_exhausted = True
         log.debug("%s step %d: fallback (%s)", self.review.solution_id, turn.step + 1, reason)
+        if force:
+            self._force_judgement()
+
+    def _force_judgement(self) -> None:
+        """The judgement the teacher finds likelier after the forced prefix, read from its logits."""
+        from genprm.conversation import judgement
+        from genprm.verifier import forced_reward
+
+        if self.generator is None:
+            raise RuntimeError("fallback_judgement='logits' needs the teacher generator")
+        t = self.turn.step
+        messages = build_messages(self.problem, self.steps[: t + 1], [x.text for x in self.review.turns],
+                                  style=self.limits.style)
+        p_yes = forced_reward(self.generator, self._sample(messages, self.turn.text, (), 1))
+        self.turn.segments.append(Segment("gen", judgement(p_yes >= 0.5)[len(FALLBACK_JUDGEMENT):]))
+        self.turn.forced = True
+        self._end_step()
 
     def _end_step(self) -> None:
         self.turn.tokens = self.step_tokens
@@ -379,7 +407,7 @@ def synthesize(
     def refill() -> None:
         while queue and len(active) < limits.max_active:
             i, (sid, problem, steps) = queue.pop()
-            active.append(_Job(i, sid, problem, steps, limits, count))
+            active.append(_Job(i, sid, problem, steps, limits, count, generator))
 
     def retire() -> None:
         for job in [j for j in active if j.done]:
@@ -411,17 +439,18 @@ def synthesize(
                         job.session = open_session()
                     running.append((job, pool.submit(_block_for, job.session, code_text, limits.code_timeout_s)))
             # while the code runs, retire finished reviews and build the other solutions' requests
-            waiting = {id(job) for job, _ in running}
+            waiting = {job.index for job, _ in running}
             retire()
             refill()
-            prepared = {id(j): j.request() for j in active if id(j) not in waiting}
+            prepared = {j.index: j.request() for j in active if j.index not in waiting}
             for job, fut in running:
                 job.add_output(fut.result())
-                job.after_output()
+                job.after_output()  # may end the review (a judgement forced from the logits)
                 st["code_blocks"] += 1
-                prepared[id(job)] = job.request()
+            retire()
+            refill()
             st["exec_seconds"] += time.perf_counter() - t0
-            requests = [prepared[id(j)] for j in active]  # type: ignore[misc]
+            requests = [prepared.get(j.index) or j.request() for j in active]  # type: ignore[misc]
     finally:
         pool.shutdown(wait=True)
         for job in active:
