@@ -20,7 +20,7 @@ export TOKENIZERS_PARALLELISM := false
 export VLLM_ENABLE_V1_MULTIPROCESSING := 0
 export VLLM_CPU_KVCACHE_SPACE := 1
 
-.PHONY: demo test venv lock clean paper paper-policy paper-stages real-model
+.PHONY: demo test venv lock clean paper paper-policy paper-stages real-model smoke
 
 venv: $(STAMP)
 
@@ -82,17 +82,21 @@ paper-stages:
 		stages/train.py --params params.yaml && dvc commit --force train; }
 	dvc repro --single-item $(PAPER_EVAL_STAGES)
 
-# models/policy (a DVC dependency of rollout, montecarlo and train) <- the Hub snapshot of the
-# profile's rollout policy, hard-linked from the Hugging Face cache that vLLM loads it from.
+# models/policy (a DVC dependency of rollout, montecarlo and train) <- the profile's rollout
+# policy: a local model folder, or the Hub snapshot of a Hub id (from the Hugging Face cache
+# that vLLM loads it from), hard-linked where the filesystem allows.
 define FETCH_POLICY
 import os, shutil, yaml
 from pathlib import Path
-from huggingface_hub import snapshot_download
 model = yaml.safe_load(open("params.yaml"))["rollout"]["engine"]["settings"]["model"]
 out, mark = Path("models/policy"), Path("models/policy/.hub_id")
 if mark.is_file() and mark.read_text().strip() == model:
     raise SystemExit(0)
-snap = snapshot_download(model)
+if Path(model).is_dir():
+    snap = model
+else:
+    from huggingface_hub import snapshot_download
+    snap = snapshot_download(model)
 def link(src, dst):
     try:
         os.link(os.path.realpath(src), dst)
@@ -110,3 +114,17 @@ paper-policy: venv
 	for split in gsm8k math olympiadbench omnimath; do \
 		test -s data/processbench/$$split.jsonl || genprm data load processbench --split $$split --output data/processbench/$$split.jsonl || exit 1; \
 	done
+
+# The real path on a CPU, small (configs/smoke.yaml): the paper's stage list with SmolLM2-135M-Instruct
+# in every role, data from ../shared/data. Like `make paper`, the profile is copied over params.yaml
+# (`git checkout params.yaml dvc.lock` returns to the embedded default) and the stages run with
+# --single-item, in one MLflow parent run. train runs as a plain DVC stage (LoRA on the CPU).
+SMOKE_PROFILE ?= configs/smoke.yaml
+SMOKE_STAGES ?= prepare rollout montecarlo labels synthesis train evaluate_processbench best_of_n critic register
+
+smoke: venv
+	test -s $(REAL_MODEL)/model.safetensors || $(MAKE) --no-print-directory real-model
+	cp $(SMOKE_PROFILE) params.yaml
+	genprm config check params.yaml
+	python -c "$$FETCH_POLICY"
+	genprm track --name smoke -- dvc repro --single-item $(SMOKE_STAGES)
