@@ -95,7 +95,7 @@ def test_paper_sources_are_known_loaders_with_their_hub_ids(paper):
     assert paper.best_of_n.eval_set in paper.prepare.eval and paper.critic.eval_set in paper.prepare.eval
 
 
-@pytest.mark.parametrize("profile", ["params.yaml", "configs/paper.yaml"])
+@pytest.mark.parametrize("profile", ["params.yaml", "configs/paper.yaml", "configs/smoke.yaml"])
 def test_profile_has_every_params_section_dvc_reads(repo, profile):
     # `dvc repro` fails on a stage whose listed params key is missing from params.yaml
     data = _raw(repo, profile)
