@@ -1,10 +1,14 @@
 """Benchmark: steps verified per second, batched verifier vs the released code's serial loop.
 
-Same engine and model for both (the tiny local GenPRM of :mod:`genprm.prm.tiny` on ``hf`` or
-``vllm``), world solutions, a real sandbox. The serial baseline verifies one solution and one
+Same engine and model for both (the tiny local GenPRM of :mod:`genprm.prm.tiny`, or any model
+folder given with ``--model``, on ``hf`` or ``vllm``), world solutions, a real sandbox. The serial baseline verifies one solution and one
 path at a time, one request per engine call (as the released inference code does). Writes JSON::
 
     python bench/verifier.py --backend hf --solutions 64 --paths 8 --out bench/results/verifier.json
+    python bench/verifier.py --backend vllm --model models/smollm2-135m-instruct --dtype bfloat16
+
+The JSON also says how many judgements were forced (read from the logits because none parsed):
+an untrained real model forces nearly all of them, which changes what is being timed.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from genprm.logs import setup_logging
 from genprm.prm.tiny import build_tiny_genprm
 from genprm.records import write_json
 from genprm.sandbox import Sandbox
-from genprm.verifier import GenPRMVerifier, VerifierOptions
+from genprm.verifier import GenPRMVerifier, VerifierOptions, forced_summary
 from genprm.world.policy import corrupt_steps
 from genprm.world.problems import WorldConfig, generate_problems, parse_problem, reference_steps
 
@@ -34,7 +38,8 @@ log = logging.getLogger("bench.verifier")
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--backend", default="hf", choices=["hf", "vllm"])
-    ap.add_argument("--model", default=None, help="a tiny GenPRM folder (built when omitted)")
+    ap.add_argument("--model", default=None, help="a model folder (default: a tiny GenPRM, built)")
+    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     ap.add_argument("--solutions", type=int, default=64)
     ap.add_argument("--paths", type=int, default=8)
     ap.add_argument("--max-tokens", type=int, default=64)
@@ -49,15 +54,16 @@ def main(argv: list[str] | None = None) -> int:
     for i, p in enumerate(problems):
         chain = parse_problem(p.problem)
         sols.append((p.problem, reference_steps(chain) if i % 2 else corrupt_steps(chain, rng, "arithmetic")))
-    settings = {"model": model, "dtype": "float32"}
+    settings = {"model": model, "dtype": args.dtype}
     gen = create_generator(args.backend, **settings)
     opts = VerifierOptions(n_paths=args.paths, max_tokens=args.max_tokens, seed=0)
-    out: dict = {"machine": describe(), "backend": args.backend, "solutions": len(sols), "paths": args.paths, "max_tokens": args.max_tokens}
+    out: dict = {"machine": describe(), "backend": args.backend, "model": model, "dtype": args.dtype,
+                 "solutions": len(sols), "paths": args.paths, "max_tokens": args.max_tokens}
     with Sandbox() as sandbox:
         v = GenPRMVerifier(gen, sandbox, opts)
         v.verify(sols[:2], show_progress=False)  # warm-up
         t = time.perf_counter()
-        v.verify(sols)
+        results = v.verify(sols)
         batched = time.perf_counter() - t
         k = args.serial_solutions or len(sols)
         t = time.perf_counter()
@@ -71,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         batched_steps_per_s=steps_b / batched, serial_steps_per_s=steps_s / serial,
     )
     out["speedup"] = out["batched_steps_per_s"] / out["serial_steps_per_s"]
+    out["forced_judgements"] = forced_summary(results)
     write_json(args.out, out)
     log.info("%s", json.dumps(out, indent=1))
     return 0
