@@ -25,7 +25,7 @@ one takes the smallest returned log-probability). Without log-probabilities (e.g
 ``world-teacher`` backend) the parsed judgement gives 1.0 / 0.0. A forced judgement's reward is
 P(Yes) / (P(Yes) + P(No)) of the continuations ``{Yes`` and ``{No`` after the forced prefix,
 scored by :meth:`Generator.score_continuations` (the model's logits on every backend, never
-sampled text); its turn then ends with the likelier judgement. So the verifier never fails open:
+sampled text; one batched ``score_many`` call per step where the engine has it); its turn then ends with the likelier judgement. So the verifier never fails open:
 every reward is one the model gave, and :attr:`PathTurn.forced` / :func:`forced_summary` say how
 many were forced. Maj@N: the step reward is the mean over N paths. Requests carry seeds derived from (seed,
 solution index, path, step, stage, round), so results do not depend on batch composition::
@@ -74,6 +74,7 @@ __all__ = [
     "GenPRMVerifier",
     "judgement_reward",
     "forced_reward",
+    "forced_rewards",
     "forced_summary",
     "derive_seed",
     "token_decoder",
@@ -251,6 +252,22 @@ def forced_reward(generator: Generator, request: GenerationRequest) -> float:
             f"the {generator.backend!r} engine cannot score continuations, so a forced judgement has no "
             f"reward; give it a local tokenizer or use a backend that reports log-probabilities ({exc})"
         ) from exc
+    return _p_yes(yes, no)
+
+
+def forced_rewards(generator: Generator, requests: Sequence[GenerationRequest]) -> list[float]:
+    """:func:`forced_reward` of every request: one ``score_many`` call where the engine has one
+    (vllm, hf), else one :meth:`~Generator.score_continuations` call each."""
+    many = getattr(generator, "score_many", None)
+    if many is None or not requests:
+        return [forced_reward(generator, r) for r in requests]
+    for r in requests:
+        if not r.assistant_prefix.endswith(FALLBACK_JUDGEMENT):
+            raise ValueError("a forced judgement's prefix must end with FALLBACK_JUDGEMENT")
+    return [_p_yes(yes, no) for yes, no in many(list(requests), list(FORCED_CANDIDATES))]
+
+
+def _p_yes(yes: float, no: float) -> float:
     if not (math.isfinite(yes) and math.isfinite(no)):
         if yes == no:
             raise EngineError(f"the engine gave no probability to either judgement ({yes}, {no})")
@@ -461,9 +478,11 @@ class GenPRMVerifier:
                 falling = [s for s in active if s.fallback]
                 if falling:
                     log.debug("step %d: %d paths fall back to a forced judgement", t, len(falling))
-                for s in falling:
-                    pre = (s.analysis if s.analysis.endswith("\n") else s.analysis + "\n") + FALLBACK_JUDGEMENT
-                    reward = forced_reward(self.generator, self._request(s, t, pre, (), 1, "judge", 0, None))
+                prefixes = [(s.analysis if s.analysis.endswith("\n") else s.analysis + "\n") + FALLBACK_JUDGEMENT
+                            for s in falling]
+                rewards = forced_rewards(self.generator, [self._request(s, t, pre, (), 1, "judge", 0, None)
+                                                          for s, pre in zip(falling, prefixes)])
+                for s, pre, reward in zip(falling, prefixes, rewards):
                     s.turn = pre + judgement(reward >= 0.5)[len(FALLBACK_JUDGEMENT):]
                     s.results.append(PathTurn(s.turn, reward, reward >= 0.5, s.rounds, True, s.reason))
                 for s in active:

@@ -107,6 +107,22 @@ def test_score_continuations_match_hf(vllm_gen: Generator, hf_gen: Generator) ->
     assert vllm_gen.count_tokens("Step 1: 12 + 345 = 357") == hf_gen.count_tokens("Step 1: 12 + 345 = 357")
 
 
+def test_score_many_is_score_continuations_of_each_prompt_in_one_call(vllm_gen: Generator, hf_gen: Generator) -> None:
+    prompts = [
+        GenerationRequest(messages=[{"role": "user", "content": f"Compute {a} + {b}."}], assistant_prefix=f"Step 1: {a} + {b} =")
+        for a, b in ((3, 4), (12, 5), (7, 9))
+    ] + ["Step 1: 2 * 6 ="]
+    cands = [" 7", " 12", " 16"]
+    for gen in (vllm_gen, hf_gen):
+        many = gen.score_many(prompts, cands)
+        assert len(many) == len(prompts) and all(len(row) == len(cands) for row in many)
+        for p, row in zip(prompts, many):
+            assert row == pytest.approx(gen.score_continuations(p, cands), abs=1e-4)
+    flat = lambda rows: [x for row in rows for x in row]  # noqa: E731
+    assert flat(vllm_gen.score_many(prompts, cands)) == pytest.approx(flat(hf_gen.score_many(prompts, cands)), abs=1e-3)
+    assert vllm_gen.score_many([], cands) == []
+
+
 def test_too_long_prompt_names_the_request(vllm_gen: Generator) -> None:
     with pytest.raises(ValueError, match=r"request 2: prompt is 1500 tokens, the context is 1024 tokens"):
         vllm_gen.generate([GenerationRequest(prompt="1 + 1")] * 2 + [GenerationRequest(prompt="2" * 1500)])

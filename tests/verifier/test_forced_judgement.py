@@ -131,7 +131,12 @@ def _check_soft_forced(gen, world_solutions, sandbox):
 
 @pytest.mark.slow
 def test_forced_judgement_from_hf_logits(world_solutions, sandbox, hf_genprm):
-    _check_soft_forced(hf_genprm, world_solutions, sandbox)
+    paths, _ = _check_soft_forced(hf_genprm, world_solutions, sandbox)
+    # the engine's batched scoring (one call per step) reads the same probabilities
+    batched = GenPRMVerifier(hf_genprm, sandbox, VerifierOptions(max_tokens=2, seed=1)).verify(world_solutions[:2])
+    again = [r.steps[t].paths[0] for t in range(max(len(r.steps) for r in batched)) for r in batched if t < len(r.steps)]
+    assert [p.text for p in again] == [p.text for p in paths]
+    assert [p.reward for p in again] == pytest.approx([p.reward for p in paths], abs=1e-5)
 
 
 @pytest.mark.slow

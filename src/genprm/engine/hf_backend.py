@@ -314,9 +314,13 @@ class HfGenerator:
         return result
 
     def score_continuations(self, prompt: str | GenerationRequest, candidates: Sequence[str]) -> list[float]:
-        base, full = candidate_sequences(self.tokenizer, prompt, candidates, self.max_model_len)
-        lps = self._sequence_logprobs(full)
-        return [float(sum(lp[len(base) - 1 :])) for lp in lps]
+        return self.score_many([prompt], candidates)[0]
+
+    def score_many(self, prompts: Sequence[str | GenerationRequest], candidates: Sequence[str]) -> list[list[float]]:
+        """:meth:`score_continuations` of every prompt, batched (``batch_size`` sequences per forward)."""
+        pairs = [candidate_sequences(self.tokenizer, p, candidates, self.max_model_len) for p in prompts]
+        lps = iter(self._sequence_logprobs([seq for _, full in pairs for seq in full]))
+        return [[float(sum(next(lps)[len(base) - 1 :])) for _ in full] for base, full in pairs]
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])

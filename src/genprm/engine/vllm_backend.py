@@ -140,15 +140,25 @@ class VllmGenerator:
         return result
 
     def score_continuations(self, prompt: str | GenerationRequest, candidates: Sequence[str]) -> list[float]:
+        return self.score_many([prompt], candidates)[0]
+
+    def score_many(self, prompts: Sequence[str | GenerationRequest], candidates: Sequence[str]) -> list[list[float]]:
+        """:meth:`score_continuations` of every prompt, in ONE engine call."""
         from vllm import SamplingParams
 
-        base, full = candidate_sequences(self.tokenizer, prompt, candidates, self.max_model_len)
+        if not prompts:
+            return []
+        pairs = [candidate_sequences(self.tokenizer, p, candidates, self.max_model_len) for p in prompts]
+        flat = [seq for _, full in pairs for seq in full]
         params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0)
-        outputs = self.llm.generate(self._prompts(full), sampling_params=params, use_tqdm=False)
+        outputs = iter(self.llm.generate(self._prompts(flat), sampling_params=params, use_tqdm=False))
         scores = []
-        for seq, out in zip(full, outputs, strict=True):
-            plp = out.prompt_logprobs
-            scores.append(float(sum(plp[pos][seq[pos]].logprob for pos in range(len(base), len(seq)))))
+        for base, full in pairs:
+            row = []
+            for seq in full:
+                plp = next(outputs).prompt_logprobs
+                row.append(float(sum(plp[pos][seq[pos]].logprob for pos in range(len(base), len(seq)))))
+            scores.append(row)
         return scores
 
     def count_tokens(self, text: str) -> int:
