@@ -70,6 +70,13 @@ def _identity(stage: str, cfg: RolloutConfig | MonteCarloConfig, model: str | Pa
             "model_stamp": folder_stamp(settings["model"])}
 
 
+def _nothing_to_write(out_path: str | Path, metrics: dict, t0: float, message: str) -> StageOutputError:
+    """The error of a stage with no output: its metrics timed, a stale output from an earlier run removed."""
+    metrics["stage_seconds"] = round(time.perf_counter() - t0, 3)
+    Path(out_path).unlink(missing_ok=True)
+    return StageOutputError(message, metrics)
+
+
 def rollout_stage(
     problems_path: str | Path,
     cfg: RolloutConfig,
@@ -114,9 +121,7 @@ def rollout_stage(
         total.pop("dropped_ids", None)
         metrics.update(total)
         if not records:
-            metrics["stage_seconds"] = round(time.perf_counter() - t0, 3)
-            Path(out_path).unlink(missing_ok=True)
-            raise StageOutputError(_empty_rollout_message(problems_path, cfg, metrics), metrics)
+            raise _nothing_to_write(out_path, metrics, t0, _empty_rollout_message(problems_path, cfg, metrics))
         write_records(out_path, records)
     metrics["stage_seconds"] = round(time.perf_counter() - t0, 3)
     return metrics
@@ -190,14 +195,12 @@ def montecarlo_stage(
         records, stats = merge_shards(shard_dir, "montecarlo", len(groups), cfg.shard_size, StepValues)
         metrics.update(sum_stats(stats))
         if not records:
-            metrics["stage_seconds"] = round(time.perf_counter() - t0, 3)
-            Path(out_path).unlink(missing_ok=True)
-            raise StageOutputError(
+            raise _nothing_to_write(
+                out_path, metrics, t0,
                 f"montecarlo has no step values to write: {solutions_path} holds no solutions. The rollout "
                 f"kept none (see its metrics: no_correct_problems, no_incorrect_problems); set "
                 f"`rollout.one_sided: keep`, raise `rollout.max_paths` or `rollout.n_problems`, or use an easier "
                 f"dataset or a stronger policy, then run `rollout` again.",
-                metrics,
             )
         write_records(out_path, records)
     metrics["stage_seconds"] = round(time.perf_counter() - t0, 3)
@@ -237,14 +240,12 @@ def labels_stage(
     metrics: dict[str, Any] = {"solutions": len(values), "steps": sum(len(v.mc) for v in values)}
     side = failed_gate_path(out_path)
     if not values:
-        metrics["stage_seconds"] = round(time.perf_counter() - t0, 3)
-        Path(out_path).unlink(missing_ok=True)
-        raise StageOutputError(
+        raise _nothing_to_write(
+            out_path, metrics, t0,
             f"labels has no step values to label: {values_path} is empty ({len(solutions)} solutions in "
             f"{solutions_path}). When the rollout kept no solution there is nothing to value: set "
             f"`rollout.one_sided: keep`, raise `rollout.max_paths` or `rollout.n_problems`, or use an easier dataset "
             f"or a stronger policy, then run `rollout` and `montecarlo` again.",
-            metrics,
         )
     metrics["positive_share"] = {
         n: round(sum(sum(v.labels[n]) for v in values) / max(1, metrics["steps"]), 4) for n in names
