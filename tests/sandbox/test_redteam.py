@@ -348,7 +348,10 @@ def test_concurrent_hostile_and_normal_sessions(sandbox):
     results = {}
 
     def bomb():
-        results["bomb"] = hostile(sandbox, "chunks = []\nwhile True:\n    chunks.append(bytearray(10 ** 8))")
+        # time enough to reach the memory limit even where fresh pages fault in slowly (a VM whose
+        # host reclaimed memory after earlier tests took 1 s for 512 MB): the limit must end it
+        results["bomb"] = hostile(sandbox, "chunks = []\nwhile True:\n    chunks.append(bytearray(10 ** 8))",
+                                  timeout=10.0)
 
     t = threading.Thread(target=bomb)
     t.start()
