@@ -25,9 +25,10 @@ one takes the smallest returned log-probability). Without log-probabilities (e.g
 ``world-teacher`` backend) the parsed judgement gives 1.0 / 0.0. A forced judgement's reward is
 P(Yes) / (P(Yes) + P(No)) of the continuations ``{Yes`` and ``{No`` after the forced prefix,
 scored by :meth:`Generator.score_continuations` (the model's logits on every backend, never
-sampled text; one batched ``score_many`` call per step where the engine has it); its turn then ends with the likelier judgement. So the verifier never fails open:
-every reward is one the model gave, and :attr:`PathTurn.forced` / :func:`forced_summary` say how
-many were forced. Maj@N: the step reward is the mean over N paths. Requests carry seeds derived from (seed,
+sampled text; one batched ``score_many`` call per step where the engine has it); its turn then
+ends with the likelier judgement. So the verifier never fails open: every reward is one the
+model gave, and :attr:`PathTurn.forced` / :func:`forced_summary` say how many were forced.
+Maj@N: the step reward is the mean over N paths. Requests carry seeds derived from (seed,
 solution index, path, step, stage, round), so results do not depend on batch composition::
 
     verifier = GenPRMVerifier(generator, sandbox, VerifierOptions(n_paths=8, seed=0))
@@ -238,33 +239,35 @@ FORCED_CANDIDATES = ("{Yes", "{No")
 
 
 def forced_reward(generator: Generator, request: GenerationRequest) -> float:
-    """P(Yes) / (P(Yes) + P(No)) right after ``request``'s prefix, from the model's log-probabilities.
+    """P(Yes) / (P(Yes) + P(No)) right after ``request``'s prefix (see :func:`forced_rewards`)."""
+    return forced_rewards(generator, [request])[0]
 
-    ``request.assistant_prefix`` must end with :data:`FALLBACK_JUDGEMENT`. Raises
-    :class:`genprm.engine.EngineError` when the engine cannot score (a judgement is never guessed).
+
+def forced_rewards(generator: Generator, requests: Sequence[GenerationRequest]) -> list[float]:
+    """P(Yes) / (P(Yes) + P(No)) right after each request's prefix, from the model's log-probabilities.
+
+    Each ``assistant_prefix`` must end with :data:`FALLBACK_JUDGEMENT`. One ``score_many`` call
+    where the engine has one (vllm, hf), else one :meth:`~Generator.score_continuations` call per
+    request. Raises :class:`genprm.engine.EngineError` when the engine cannot score (a judgement
+    is never guessed).
     """
-    if not request.assistant_prefix.endswith(FALLBACK_JUDGEMENT):
-        raise ValueError("a forced judgement's prefix must end with FALLBACK_JUDGEMENT")
+    for r in requests:
+        if not r.assistant_prefix.endswith(FALLBACK_JUDGEMENT):
+            raise ValueError("a forced judgement's prefix must end with FALLBACK_JUDGEMENT")
+    if not requests:
+        return []
+    many = getattr(generator, "score_many", None)
     try:
-        yes, no = generator.score_continuations(request, list(FORCED_CANDIDATES))
+        if many is not None:
+            scores = many(list(requests), list(FORCED_CANDIDATES))
+        else:
+            scores = [generator.score_continuations(r, list(FORCED_CANDIDATES)) for r in requests]
     except NotImplementedError as exc:
         raise EngineError(
             f"the {generator.backend!r} engine cannot score continuations, so a forced judgement has no "
             f"reward; give it a local tokenizer or use a backend that reports log-probabilities ({exc})"
         ) from exc
-    return _p_yes(yes, no)
-
-
-def forced_rewards(generator: Generator, requests: Sequence[GenerationRequest]) -> list[float]:
-    """:func:`forced_reward` of every request: one ``score_many`` call where the engine has one
-    (vllm, hf), else one :meth:`~Generator.score_continuations` call each."""
-    many = getattr(generator, "score_many", None)
-    if many is None or not requests:
-        return [forced_reward(generator, r) for r in requests]
-    for r in requests:
-        if not r.assistant_prefix.endswith(FALLBACK_JUDGEMENT):
-            raise ValueError("a forced judgement's prefix must end with FALLBACK_JUDGEMENT")
-    return [_p_yes(yes, no) for yes, no in many(list(requests), list(FORCED_CANDIDATES))]
+    return [_p_yes(yes, no) for yes, no in scores]
 
 
 def _p_yes(yes: float, no: float) -> float:

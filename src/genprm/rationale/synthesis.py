@@ -58,6 +58,7 @@ from genprm.conversation import (
     analyze_prefix,
     build_messages,
     join_generated,
+    judgement,
     prompt_prefix,
 )
 from genprm.conversation import code_output_block as text_output_block
@@ -66,6 +67,7 @@ from genprm.logs import progress
 from genprm.rationale.prompts import whole_solution_prompt
 from genprm.rationale.review import last_code_block
 from genprm.sandbox.output import NO_CODE_OUTPUT, ExecResult, code_output_block
+from genprm.verifier import forced_reward
 
 __all__ = [
     "Format",
@@ -243,10 +245,13 @@ class _Job:
         self.stage, self.step_tokens, self.step_started = "analyze", 0, time.monotonic()
         self.analysis_end = 1  # segments[:analysis_end] are the analysis
 
+    def _messages(self) -> list[dict[str, str]]:
+        """The conversation up to the current step's user turn (earlier turns as written)."""
+        return build_messages(self.problem, self.steps[: self.turn.step + 1], [x.text for x in self.review.turns],
+                              style=self.limits.style)
+
     def _per_step_request(self) -> GenerationRequest:
-        t = self.turn.step
-        messages = build_messages(self.problem, self.steps[: t + 1], [x.text for x in self.review.turns],
-                                  style=self.limits.style)
+        messages = self._messages()
         left = self.limits.max_tokens_per_step - self.step_tokens
         if self.stage == "analyze":  # the prefix without its trailing space (conversation.prompt_prefix)
             return self._sample(messages, prompt_prefix(self.turn.text), (ANALYZE_STOP,), left)
@@ -272,15 +277,9 @@ class _Job:
 
     def _force_judgement(self) -> None:
         """The judgement the teacher finds likelier after the forced prefix, read from its logits."""
-        from genprm.conversation import judgement
-        from genprm.verifier import forced_reward
-
         if self.generator is None:
             raise RuntimeError("fallback_judgement='logits' needs the teacher generator")
-        t = self.turn.step
-        messages = build_messages(self.problem, self.steps[: t + 1], [x.text for x in self.review.turns],
-                                  style=self.limits.style)
-        p_yes = forced_reward(self.generator, self._sample(messages, self.turn.text, (), 1))
+        p_yes = forced_reward(self.generator, self._sample(self._messages(), self.turn.text, (), 1))
         self.turn.segments.append(Segment("gen", judgement(p_yes >= 0.5)[len(FALLBACK_JUDGEMENT):]))
         self.turn.forced = True
         self._end_step()
