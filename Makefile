@@ -20,7 +20,7 @@ export TOKENIZERS_PARALLELISM := false
 export VLLM_ENABLE_V1_MULTIPROCESSING := 0
 export VLLM_CPU_KVCACHE_SPACE := 1
 
-.PHONY: demo test venv lock clean paper paper-policy paper-stages real-model smoke
+.PHONY: demo test venv lock clean paper paper-policy paper-stages real-model smoke real-world
 
 venv: $(STAMP)
 
@@ -119,12 +119,23 @@ paper-policy: venv
 # in every role, data from ../shared/data. Like `make paper`, the profile is copied over params.yaml
 # (`git checkout params.yaml dvc.lock` returns to the embedded default) and the stages run with
 # --single-item, in one MLflow parent run. train runs as a plain DVC stage (LoRA on the CPU).
+#
+# A first real-model result (configs/real-world.yaml): SmolLM2 as policy, completer and GenPRM base on
+# the embedded world's problems stated in words, the world's rule teacher, a world ProcessBench from
+# SmolLM2's own solutions (world_bench), Best-of-N and critic. Same recipe; about an hour on 2 cores.
 SMOKE_PROFILE ?= configs/smoke.yaml
 SMOKE_STAGES ?= prepare rollout montecarlo labels synthesis train evaluate_processbench best_of_n critic register
+REAL_WORLD_PROFILE ?= configs/real-world.yaml
+REAL_WORLD_STAGES ?= prepare rollout montecarlo labels synthesis train world_bench evaluate_processbench best_of_n critic register
 
-smoke: venv
+smoke: RUN_PROFILE = $(SMOKE_PROFILE)
+smoke: RUN_STAGES = $(SMOKE_STAGES)
+real-world: RUN_PROFILE = $(REAL_WORLD_PROFILE)
+real-world: RUN_STAGES = $(REAL_WORLD_STAGES)
+
+smoke real-world: venv
 	test -s $(REAL_MODEL)/model.safetensors || $(MAKE) --no-print-directory real-model
-	cp $(SMOKE_PROFILE) params.yaml
+	cp $(RUN_PROFILE) params.yaml
 	genprm config check params.yaml
 	python -c "$$FETCH_POLICY"
-	genprm track --name smoke -- dvc repro --single-item $(SMOKE_STAGES)
+	genprm track --name $@ -- dvc repro --single-item $(RUN_STAGES)

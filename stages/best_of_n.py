@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         solutions = sample_solutions(
             policy, problems, n=cfg.n_max, temperature=sampling.temperature if cfg.temperature is None else cfg.temperature,
             top_p=sampling.top_p, top_k=sampling.top_k, max_tokens=sampling.max_tokens, seed=cfg.seed,
+            prompt=sampling.prompt,
         )
     finally:
         policy.close()

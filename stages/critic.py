@@ -38,12 +38,14 @@ def main(argv: list[str] | None = None) -> int:
     problems = eval_problems(args, cfg)
     temperature = sampling.temperature if cfg.temperature is None else cfg.temperature
     opts = RefinementOptions(turns=cfg.turns, mode=cfg.mode, threshold=cfg.threshold, temperature=temperature,
-                             top_p=sampling.top_p, max_tokens=sampling.max_tokens, seed=cfg.seed)
+                             top_p=sampling.top_p, max_tokens=sampling.max_tokens, seed=cfg.seed,
+                             prompt=sampling.prompt)
     policy = cfg.policy_engine.create(args.policy)
     gen = cfg.verifier.engine.create(args.model)
     try:
         first = sample_solutions(policy, problems, n=1, temperature=temperature, top_p=sampling.top_p,
-                                 top_k=sampling.top_k, max_tokens=sampling.max_tokens, seed=cfg.seed)
+                                 top_k=sampling.top_k, max_tokens=sampling.max_tokens, seed=cfg.seed,
+                                 prompt=sampling.prompt)
         with Sandbox() as sandbox:
             verifier = GenPRMVerifier(gen, sandbox, cfg.verifier.options(cfg.threshold))
             report = refine(policy, verifier, problems, first, opts)

@@ -1,8 +1,8 @@
 """DVC stage ``montecarlo``: Monte-Carlo values of every step prefix (part 2).
 
-Reads the ``montecarlo`` section of the params file, the completer folder (``--model``,
-default ``models/policy``), the training problems and the rollout's
-solutions; runs the missing shards (a killed run resumes where it stopped) and merges them::
+Reads the ``montecarlo`` section of the params file (and ``sampling.prompt``, the policy's prompt),
+the completer folder (``--model``, default ``models/policy``), the training problems and the
+rollout's solutions; runs the missing shards (a killed run resumes where it stopped) and merges them::
 
     data/montecarlo/values.jsonl       StepValues records (mc_first, mc, k; no labels yet)
     work/montecarlo/montecarlo-0000i.* shards (resumable scratch, not a DVC output)
@@ -22,6 +22,7 @@ import logging
 from genprm.labeling.config import MonteCarloConfig, load_section
 from genprm.labeling.runner import montecarlo_stage
 from genprm.logs import setup_logging
+from genprm.params import load_params
 from genprm.quality import StageFailure, fail_stage
 from genprm.records import write_json
 from lineage import log_stage_run  # stages/lineage.py: this script's folder is on sys.path
@@ -46,17 +47,18 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     setup_logging()
     cfg = load_section(args.params, "montecarlo", MonteCarloConfig)
+    prompt = load_params(args.params).sampling.prompt  # the policy's system turn and worked examples
     try:
         metrics = montecarlo_stage(
             args.problems, args.solutions, cfg, args.out, args.shard_dir, model=args.model,
             shard_index=args.shard_index, num_shards=args.num_shards, merge=not args.no_merge,
-            run=not args.merge_only,
+            run=not args.merge_only, prompt=prompt,
         )
     except StageFailure as exc:
         return fail_stage(exc, args.metrics)
     if not args.no_merge:
         write_json(args.metrics, metrics)
-        log_stage_run("montecarlo", cfg.model_dump(), [args.metrics], inputs=[args.problems, args.solutions, args.model])
+        log_stage_run("montecarlo", {**cfg.model_dump(), "prompt": prompt.model_dump()}, [args.metrics], inputs=[args.problems, args.solutions, args.model])
     return 0
 
 

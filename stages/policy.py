@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         gen = ev.engine.create(args.out)
         sols = sample_solutions(
             gen, eval_problems, n=ev.samples, temperature=sampling.temperature, top_p=sampling.top_p,
-            top_k=sampling.top_k, max_tokens=sampling.max_tokens, seed=cfg.seed,
+            top_k=sampling.top_k, max_tokens=sampling.max_tokens, seed=cfg.seed, prompt=sampling.prompt,
         )
         gen.close()
     measured = measure_policy(sols)

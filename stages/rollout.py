@@ -1,7 +1,7 @@
 """DVC stage ``rollout``: step-forced policy paths until each problem has both outcomes (part 1).
 
-Reads the ``rollout`` section of the params file, the training problems and the policy
-folder (``--model``, default ``models/policy``); runs the missing
+Reads the ``rollout`` section of the params file (and ``sampling.prompt``, the policy's prompt),
+the training problems and the policy folder (``--model``, default ``models/policy``); runs the missing
 shards (a killed run resumes where it stopped) and merges them::
 
     data/rollout/solutions.jsonl     kept Solution records (metadata: mc_first, paths_sampled, ...)
@@ -24,6 +24,7 @@ import logging
 from genprm.labeling.config import RolloutConfig, load_section
 from genprm.labeling.runner import rollout_stage
 from genprm.logs import setup_logging
+from genprm.params import load_params
 from genprm.quality import StageFailure, fail_stage
 from genprm.records import write_json
 from lineage import log_stage_run  # stages/lineage.py: this script's folder is on sys.path
@@ -47,17 +48,18 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     setup_logging()
     cfg = load_section(args.params, "rollout", RolloutConfig)
+    prompt = load_params(args.params).sampling.prompt  # the policy's system turn and worked examples
     try:
         metrics = rollout_stage(
             args.problems, cfg, args.out, args.shard_dir, model=args.model,
             shard_index=args.shard_index, num_shards=args.num_shards, merge=not args.no_merge,
-            run=not args.merge_only,
+            run=not args.merge_only, prompt=prompt,
         )
     except StageFailure as exc:
         return fail_stage(exc, args.metrics)
     if not args.no_merge:
         write_json(args.metrics, metrics)
-        log_stage_run("rollout", cfg.model_dump(), [args.metrics], inputs=[args.problems, args.model])
+        log_stage_run("rollout", {**cfg.model_dump(), "prompt": prompt.model_dump()}, [args.metrics], inputs=[args.problems, args.model])
     return 0
 
 

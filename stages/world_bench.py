@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         gen = cfg.engine.create(args.policy)
         sols = sample_solutions(
             gen, problems, n=cfg.samples_per_problem, temperature=sampling.temperature, top_p=sampling.top_p,
-            top_k=sampling.top_k, max_tokens=sampling.max_tokens, seed=cfg.seed,
+            top_k=sampling.top_k, max_tokens=sampling.max_tokens, seed=cfg.seed, prompt=sampling.prompt,
         )
         gen.close()
     samples, stats = build_benchmark(sols, cfg.size, seed=cfg.seed, split="world")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from genprm.world.problems import WorldConfig
 
@@ -28,6 +28,8 @@ __all__ = [
     "SourceConfig",
     "PrepareConfig",
     "EngineConfig",
+    "Demonstration",
+    "PolicyPrompt",
     "SamplingConfig",
     "PolicyEvalConfig",
     "WorldBenchConfig",
@@ -121,13 +123,52 @@ class EngineConfig(Section):
         return create_generator(self.backend, **self.resolved_settings(model))
 
 
+class Demonstration(Section):
+    """One worked example shown to the policy before the problem: a user turn and its step-forced answer."""
+
+    problem: str = Field(min_length=1)
+    steps: list[str] = Field(min_length=1, description="the answer's steps, rendered 'Step 1: ...\\nStep 2: ...'")
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, steps: list[str]) -> list[str]:
+        from genprm.steps import format_steps, parse_steps
+
+        if parse_steps(format_steps(steps)) != steps:
+            raise ValueError("steps must be stripped, non-empty, without lines of their own starting 'Step <n>:'")
+        return steps
+
+
+class PolicyPrompt(Section):
+    """What the policy sees before the problem: an optional system turn and worked examples as chat turns.
+
+    Empty (the default) gives the bare ``[user: problem]`` conversation. Every stage that samples
+    the policy (rollout, Monte-Carlo completions, benchmarks, Best-of-N, critic) uses the same
+    prompt, so MC values are estimated in the context the solutions were written in. The
+    GenPRM never sees it: it verifies the problem and the steps alone.
+    """
+
+    system: str | None = Field(None, description="a system turn, or none")
+    demonstrations: list[Demonstration] = Field(default_factory=list, description="few-shot chat turns, in order")
+
+    def messages(self, problem: str) -> list[dict[str, str]]:
+        """The chat messages that ask the policy to solve ``problem``."""
+        from genprm.steps import format_steps
+
+        out = [{"role": "system", "content": self.system}] if self.system else []
+        for demo in self.demonstrations:
+            out += [{"role": "user", "content": demo.problem}, {"role": "assistant", "content": format_steps(demo.steps)}]
+        return out + [{"role": "user", "content": problem}]
+
+
 class SamplingConfig(Section):
-    """How the policy samples solutions (rollouts, benchmarks, Best-of-N)."""
+    """How the policy samples solutions (rollouts, benchmarks, Best-of-N) and what it is shown (``prompt``)."""
 
     temperature: float = Field(0.8, ge=0)
     top_p: float = Field(1.0, gt=0, le=1)
     top_k: int | None = Field(None, ge=0)
     max_tokens: int = Field(128, ge=1)
+    prompt: PolicyPrompt = Field(default_factory=PolicyPrompt, description="the policy's prompt in every stage")
 
 
 class PolicyEvalConfig(Section):

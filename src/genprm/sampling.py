@@ -1,7 +1,8 @@
 """Step-forced policy sampling: the first part of the GenPRM method.
 
 The policy answers each problem with its assistant turn pre-filled with ``Step 1:``, so the
-answer comes as ``Step 1: ...\\nStep 2: ...``. :func:`sample_solutions` makes one batched
+answer comes as ``Step 1: ...\\nStep 2: ...``; a :class:`~genprm.config.PolicyPrompt` may put a
+system turn and worked examples before the problem. :func:`sample_solutions` makes one batched
 engine call for all problems (``n`` samples each), splits the answers into steps, extracts
 the final answers and grades them against the references.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from genprm.config import PolicyPrompt
 from genprm.engine import GenerationRequest, Generator
 from genprm.records import Problem, Solution
 from genprm.steps import STEP_PREFIX, parse_steps
@@ -29,12 +31,11 @@ def policy_request(
     top_k: int | None = None,
     max_tokens: int = 512,
     seed: int | None = None,
-    system: str | None = None,
+    prompt: PolicyPrompt | None = None,
 ) -> GenerationRequest:
-    """The step-forced request for one problem (chat turn, assistant pre-filled with ``Step 1:``)."""
-    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": problem}]
+    """The step-forced request for one problem (chat turns, assistant pre-filled with ``Step 1:``)."""
     return GenerationRequest(
-        messages=messages,
+        messages=(prompt or PolicyPrompt()).messages(problem),
         assistant_prefix=STEP_PREFIX,
         n=n,
         temperature=temperature,
@@ -55,7 +56,7 @@ def sample_solutions(
     top_k: int | None = None,
     max_tokens: int = 512,
     seed: int = 0,
-    system: str | None = None,
+    prompt: PolicyPrompt | None = None,
     name: str = "policy",
     id_offset: int = 0,
     grade_timeout: float = 5.0,
@@ -69,7 +70,7 @@ def sample_solutions(
     requests = [
         policy_request(
             p.problem, n=n, temperature=temperature, top_p=top_p, top_k=top_k, max_tokens=max_tokens,
-            seed=seed + i, system=system,
+            seed=seed + i, prompt=prompt,
         )
         for i, p in enumerate(problems)
     ]

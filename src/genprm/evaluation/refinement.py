@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from genprm.config import PolicyPrompt
 from genprm.engine import GenerationRequest, Generator
 from genprm.records import Problem, Solution
 from genprm.steps import STEP_PREFIX, format_steps, parse_steps
@@ -67,6 +68,8 @@ class RefinementOptions:
     top_p: float = 1.0
     max_tokens: int = 512
     seed: int = 0
+    prompt: PolicyPrompt | None = None
+    """The policy's system turn and worked examples (``sampling.prompt``), before the problem in both modes."""
 
     def __post_init__(self) -> None:
         if self.turns < 1:
@@ -105,10 +108,11 @@ def _request(problem: Problem, sol: Solution, cut: int, analysis: str | None, ar
     if opts.mode == "resample":
         kept = format_steps(sol.steps[:cut])
         prefix = (kept + "\n" if kept else "") + f"Step {cut + 1}:"
-        return GenerationRequest(messages=[{"role": "user", "content": problem.problem}], assistant_prefix=prefix, **common)
+        return GenerationRequest(messages=(opts.prompt or PolicyPrompt()).messages(problem.problem),
+                                 assistant_prefix=prefix, **common)
     note = SELF_PROMPT if analysis is None else CRITIC_PROMPT.format(k=cut + 1, analysis=analysis)
     messages = [
-        {"role": "user", "content": problem.problem},
+        *(opts.prompt or PolicyPrompt()).messages(problem.problem),
         {"role": "assistant", "content": format_steps(sol.steps)},
         {"role": "user", "content": note},
     ]

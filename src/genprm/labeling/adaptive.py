@@ -95,6 +95,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from statistics import NormalDist
 
+from genprm.config import PolicyPrompt
 from genprm.engine import Generator
 from genprm.labeling.labels import TOLERANCE
 from genprm.labeling.montecarlo import PrefixJob, SamplingStats, dynamic_k, mc_first_of, sample_prefixes
@@ -497,6 +498,7 @@ def adaptive_sample(
     max_tokens: int,
     max_requests_per_call: int,
     stats: SamplingStats,
+    prompt: PolicyPrompt | None = None,
 ) -> None:
     """Sample ``jobs`` (one wave) in rounds until each one stops (:meth:`StoppingRule.decide`); fills their counts.
 
@@ -510,6 +512,7 @@ def adaptive_sample(
         sample_prefixes(
             generator, [j for j, _ in requests], [m for _, m in requests], seed=seed, temperature=temperature,
             top_p=top_p, max_tokens=max_tokens, max_requests_per_call=max_requests_per_call, stats=stats,
+            prompt=prompt,
         )
         still, requests, reopened = [], [], 0
         for j in open_jobs:

@@ -39,6 +39,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from genprm.config import PolicyPrompt
 from genprm.engine import GenerationRequest, Generator
 from genprm.records import Problem, Solution, StepValues
 from genprm.steps import format_steps
@@ -92,12 +93,14 @@ def prefix_seed(seed: int, solution_id: str, t: int, round_: int = 0) -> int:
 
 
 def completion_request(
-    problem: str, steps: Sequence[str], t: int, *, n: int, temperature: float, top_p: float, max_tokens: int, seed: int
+    problem: str, steps: Sequence[str], t: int, *, n: int, temperature: float, top_p: float, max_tokens: int, seed: int,
+    prompt: PolicyPrompt | None = None,
 ) -> GenerationRequest:
-    """The completer's request for the prefix of ``t`` steps (1 <= t < len(steps) in practice)."""
+    """The completer's request for the prefix of ``t`` steps (1 <= t < len(steps) in practice),
+    in the policy's conversation (``prompt``: the one the solutions were sampled with)."""
     prefix = (format_steps(list(steps[:t])) + "\n" if t > 0 else "") + f"Step {t + 1}:"
     return GenerationRequest(
-        messages=[{"role": "user", "content": problem}],
+        messages=(prompt or PolicyPrompt()).messages(problem),
         assistant_prefix=prefix,
         n=n,
         temperature=temperature,
@@ -152,6 +155,7 @@ def sample_prefixes(
     max_tokens: int,
     max_requests_per_call: int,
     stats: SamplingStats,
+    prompt: PolicyPrompt | None = None,
 ) -> None:
     """Sample ``ns[i]`` completions for ``jobs[i]`` (batched), grade them, add to the job's counts.
 
@@ -163,7 +167,7 @@ def sample_prefixes(
     requests = [
         completion_request(
             j.solution.problem, j.solution.steps, j.t, n=n, temperature=temperature, top_p=top_p,
-            max_tokens=max_tokens, seed=prefix_seed(seed, j.solution.id, j.t, len(j.rounds)),
+            max_tokens=max_tokens, seed=prefix_seed(seed, j.solution.id, j.t, len(j.rounds)), prompt=prompt,
         )
         for j, n in zip(jobs, ns)
     ]
@@ -217,6 +221,7 @@ def estimate_values(
     max_requests_per_call: int = 4096,
     adaptive=None,
     outcomes: dict[tuple[str, int], list[bool]] | None = None,
+    prompt: PolicyPrompt | None = None,
 ) -> tuple[list[StepValues], dict]:
     """MC values of every step of ``solutions`` (in input order) and counts/timings.
 
@@ -265,7 +270,7 @@ def estimate_values(
             for i in idx
         ]
         common = dict(seed=seed, temperature=temperature, top_p=top_p, max_tokens=max_tokens,
-                      max_requests_per_call=max_requests_per_call, stats=stats)
+                      max_requests_per_call=max_requests_per_call, stats=stats, prompt=prompt)
         if rule is not None:
             adaptive_sample(generator, jobs, rule=rule, **common)
         else:

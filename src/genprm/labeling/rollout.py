@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 
 from genprm.engine import Generator
 from genprm.records import Problem, Solution
+from genprm.config import PolicyPrompt
 from genprm.sampling import policy_request
 from genprm.steps import STEP_PREFIX, parse_steps
 
@@ -122,6 +123,7 @@ def run_rollouts(
     seed: int = 0,
     name: str = "policy",
     one_sided: str = "drop",
+    prompt: PolicyPrompt | None = None,
 ) -> RolloutResult:
     """Sample ``problems`` in rounds until both outcomes exist; see the module docstring."""
     from genprm.grading import grade_pairs
@@ -142,7 +144,7 @@ def run_rollouts(
         n = min(paths_per_round, max_paths - rounds * paths_per_round)
         requests = [
             policy_request(p.problem, n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens,
-                           seed=rollout_seed(seed, p.id, rounds))
+                           seed=rollout_seed(seed, p.id, rounds), prompt=prompt)
             for p in open_
         ]
         t1 = time.perf_counter()

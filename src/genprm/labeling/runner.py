@@ -4,7 +4,8 @@ Each function reads its inputs, runs the missing shards (see :mod:`genprm.labeli
 merges them into the output file when asked, and returns the stage's metrics. The generator is
 created only when a shard needs it (a resumed run whose shards are all done loads no model)
 from ``cfg.engine`` and ``model`` (the model folder; ``engine.settings.model`` wins); pass
-``generator`` to reuse one that is already loaded (it must match that engine and model).
+``generator`` to reuse one that is already loaded (it must match that engine and model), and
+``prompt`` (the ``sampling.prompt`` section) for the policy's system turn and worked examples.
 
 - :func:`rollout_stage`:     problems (.jsonl)               -> solutions (.jsonl)
 - :func:`montecarlo_stage`:  problems + solutions            -> step values (.jsonl)
@@ -35,6 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from genprm.config import PolicyPrompt
 from genprm.labeling.config import LabelsConfig, MonteCarloConfig, RolloutConfig
 from genprm.labeling.shards import fingerprint, folder_stamp, merge_shards, run_shards, sum_stats
 from genprm.quality import GateError, StageOutputError
@@ -63,10 +65,12 @@ def _factory(cfg: RolloutConfig | MonteCarloConfig, model: str | Path | None) ->
     return lambda: cfg.engine.create(model)
 
 
-def _identity(stage: str, cfg: RolloutConfig | MonteCarloConfig, model: str | Path | None) -> dict:
-    """What a stage's shards depend on: the config, the model and the model folder's content."""
+def _identity(stage: str, cfg: RolloutConfig | MonteCarloConfig, model: str | Path | None,
+              prompt: PolicyPrompt | None) -> dict:
+    """What a stage's shards depend on: the config, the policy's prompt, the model and the model folder's content."""
     settings = cfg.engine.resolved_settings(model)
-    return {"stage": stage, **cfg.model_dump(mode="json"), "settings": settings,
+    shown = {"prompt": prompt.model_dump(mode="json")} if prompt is not None and prompt != PolicyPrompt() else {}
+    return {"stage": stage, **cfg.model_dump(mode="json"), **shown, "settings": settings,
             "model_stamp": folder_stamp(settings["model"])}
 
 
@@ -89,13 +93,14 @@ def rollout_stage(
     merge: bool = True,
     run: bool = True,
     generator: Any = None,
+    prompt: PolicyPrompt | None = None,
 ) -> dict:
     """Part 1 over ``problems_path`` (the first ``cfg.n_problems``); returns metrics (``run`` / ``merge`` as in :func:`rollout_stage`)."""
     from genprm.labeling.rollout import run_rollouts
 
     t0 = time.perf_counter()
     problems = read_records(problems_path, Problem)[: cfg.n_problems]
-    fp = fingerprint(_identity("rollout", cfg, model), problems_path)
+    fp = fingerprint(_identity("rollout", cfg, model, prompt), problems_path)
     lazy = _LazyGenerator(_factory(cfg, model), generator)
 
     def work(shard: int, items: range) -> tuple[list[Solution], dict]:
@@ -103,7 +108,7 @@ def rollout_stage(
             lazy.get(), problems[items.start : items.stop], paths_per_round=cfg.paths_per_round,
             max_paths=cfg.max_paths, keep_correct=cfg.keep_correct, keep_incorrect=cfg.keep_incorrect,
             temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens, seed=cfg.seed,
-            one_sided=cfg.one_sided,
+            one_sided=cfg.one_sided, prompt=prompt,
         )
         return res.solutions, {**res.stats, "dropped_ids": res.dropped}
 
@@ -164,6 +169,7 @@ def montecarlo_stage(
     merge: bool = True,
     run: bool = True,
     generator: Any = None,
+    prompt: PolicyPrompt | None = None,
 ) -> dict:
     """Part 2 for every solution of ``solutions_path``; returns metrics (``run`` / ``merge`` as in :func:`rollout_stage`)."""
     from genprm.labeling.montecarlo import estimate_values
@@ -171,7 +177,7 @@ def montecarlo_stage(
     t0 = time.perf_counter()
     problems = read_records(problems_path, Problem)
     groups = _groups(read_records(solutions_path, Solution))
-    fp = fingerprint(_identity("montecarlo", cfg, model), problems_path, solutions_path)
+    fp = fingerprint(_identity("montecarlo", cfg, model, prompt), problems_path, solutions_path)
     lazy = _LazyGenerator(_factory(cfg, model), generator)
 
     def work(shard: int, items: range) -> tuple[list[StepValues], dict]:
@@ -180,7 +186,7 @@ def montecarlo_stage(
         return estimate_values(
             lazy.get(), [p for p in problems if p.id in needed], sols, k_thresholds=cfg.k_thresholds,
             temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens, seed=cfg.seed,
-            max_requests_per_call=cfg.max_requests_per_call, adaptive=cfg.adaptive,
+            max_requests_per_call=cfg.max_requests_per_call, adaptive=cfg.adaptive, prompt=prompt,
         )
 
     shards: dict[str, Any] = {"skipped": True}

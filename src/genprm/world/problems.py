@@ -6,6 +6,11 @@ precedence agree with that order::
 
     Compute (3 + 4) * 2 - 5.
 
+or, with ``statement: words`` (for instruct models, which read sentences better than
+precedence), one sentence per operation::
+
+    Start with 3. Add 4. Multiply by 2. Subtract 5.
+
 Every intermediate value stays within ``[0, max_value]``. The reference solution has one
 step per operation, the last one stating the answer::
 
@@ -21,6 +26,7 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -33,6 +39,7 @@ __all__ = [
     "WorldFormatError",
     "apply_op",
     "render_expression",
+    "render_words",
     "render_problem",
     "parse_problem",
     "generate_chain",
@@ -55,6 +62,9 @@ class WorldConfig(BaseModel):
     max_value: int = Field(99, ge=9, description="every intermediate value stays in 0..max_value")
     max_multiplicand: int = Field(
         99, ge=1, description="'*' is applied only while the running value is at most this (9: one-digit tables)"
+    )
+    statement: Literal["expression", "words"] = Field(
+        "expression", description="'Compute (3 + 4) * 2.' or 'Start with 3. Add 4. Multiply by 2.'"
     )
 
     @model_validator(mode="after")
@@ -113,19 +123,48 @@ def render_expression(chain: Chain) -> str:
     return expr
 
 
-def render_problem(chain: Chain) -> str:
+_WORDS = {"+": "Add", "-": "Subtract", "*": "Multiply by"}
+
+
+def render_words(chain: Chain) -> str:
+    """The chain as sentences: ``Start with 3. Add 4. Multiply by 2.``"""
+    return " ".join([f"Start with {chain.operands[0]}.", *(f"{_WORDS[op]} {b}." for op, b in zip(chain.ops, chain.operands[1:]))])
+
+
+def render_problem(chain: Chain, statement: str = "expression") -> str:
+    """The problem text in the world's ``statement`` form (``expression`` or ``words``)."""
+    if statement == "words":
+        return render_words(chain)
+    if statement != "expression":
+        raise ValueError(f"unknown statement form {statement!r} (expression, words)")
     return f"Compute {render_expression(chain)}."
 
 
 _PROBLEM = re.compile(r"^Compute (.+)\.$")
 _TOKEN = re.compile(r"\d+|[+\-*]")
+_SENTENCE = re.compile(r"(Start with|Add|Subtract|Multiply by) (\d+)\.")
+_OP_OF_WORD = {word: op for op, word in _WORDS.items()}
+
+
+def _parse_words(text: str) -> Chain:
+    sentences = _SENTENCE.findall(text)
+    if not sentences or sentences[0][0] != "Start with" or len(sentences) < 2:
+        raise WorldFormatError(f"not a world problem (expected 'Start with <n>. <operation> <n>. ...'): {text!r}")
+    if any(word == "Start with" for word, _ in sentences[1:]):
+        raise WorldFormatError(f"not a world problem ('Start with' twice): {text!r}")
+    chain = Chain(tuple(int(n) for _, n in sentences), tuple(_OP_OF_WORD[word] for word, _ in sentences[1:]))
+    if render_words(chain) != text:
+        raise WorldFormatError(f"not a world problem (not in the world's canonical form): {text!r}")
+    return chain
 
 
 def parse_problem(text: str) -> Chain:
-    """Inverse of :func:`render_problem`; raises :class:`WorldFormatError` on other text."""
+    """Inverse of :func:`render_problem` (either form); raises :class:`WorldFormatError` on other text."""
+    if text.strip().startswith("Start with"):
+        return _parse_words(text.strip())
     m = _PROBLEM.match(text.strip())
     if not m:
-        raise WorldFormatError(f"not a world problem (expected 'Compute <expression>.'): {text!r}")
+        raise WorldFormatError(f"not a world problem (expected 'Compute <expression>.' or 'Start with <n>. ...'): {text!r}")
     tokens = _TOKEN.findall(m.group(1))
     if len(tokens) < 3 or len(tokens) % 2 == 0:
         raise WorldFormatError(f"not a world problem (malformed expression): {text!r}")
@@ -188,7 +227,7 @@ def generate_problems(n: int, seed: int, cfg: WorldConfig | None = None, *, pref
         out.append(
             Problem(
                 id=f"{prefix}/{seed}/{i}",
-                problem=render_problem(chain),
+                problem=render_problem(chain, cfg.statement),
                 answer=str(chain.answer),
                 source="world",
                 solution=format_steps(reference_steps(chain)),
