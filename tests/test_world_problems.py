@@ -75,3 +75,39 @@ def test_parse_step():
     assert parse_step("3 + 4 = 7").answer is None
     assert parse_step("3 / 4 = 7") is None
     assert parse_step("three plus four") is None
+
+
+def test_words_statement_round_trips_and_is_checked_like_the_expression():
+    chain = Chain((3, 4, 2, 5), ("+", "*", "-"))
+    words = render_problem(chain, "words")
+    assert words == "Start with 3. Add 4. Multiply by 2. Subtract 5."
+    assert parse_problem(words) == chain
+    problems = generate_problems(20, 7, WorldConfig(statement="words", max_value=20))
+    same = generate_problems(20, 7, WorldConfig(max_value=20))
+    assert [parse_problem(p.problem) for p in problems] == [parse_problem(p.problem) for p in same]
+    assert all(p.problem.startswith("Start with ") for p in problems)
+    for p, q in zip(problems, same):  # the checker judges a solution the same way in either statement
+        steps = parse_steps(p.solution)
+        assert check_solution(p.problem, steps).first_error == check_solution(q.problem, steps).first_error == -1
+        slip = [*steps[:-1], steps[-1].replace("=", "= 1 +", 1)]
+        assert check_solution(p.problem, slip).step_errors == check_solution(q.problem, slip).step_errors
+
+
+@pytest.mark.parametrize("bad", [
+    "Start with 3.",                          # no operation
+    "Start with 3. Divide by 4.",             # not a world operation
+    "Start with 3. Add 4. Start with 2.",     # two starts
+    "Start with 3.  Add 4.",                  # not canonical (two spaces)
+    "Start with 3. Add 4",                    # no final period
+    "Start with 3. Add 4. What is it?",       # extra text
+])
+def test_words_statement_rejects_other_text(bad):
+    with pytest.raises(WorldFormatError):
+        parse_problem(bad)
+
+
+def test_unknown_statement_is_an_error():
+    with pytest.raises(ValueError, match="statement"):
+        render_problem(Chain((1, 2), ("+",)), "latex")
+    with pytest.raises(ValueError, match="statement"):
+        WorldConfig(statement="latex")

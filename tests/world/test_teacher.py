@@ -32,7 +32,7 @@ from genprm.rationale.prompts import (
 from genprm.rationale.review import run_per_step_review, run_whole_solution_review
 from genprm.sandbox import ExecResult, Sandbox, SandboxConfig
 from genprm.world.checker import check_solution
-from genprm.world.problems import Chain, apply_op, generate_problems, parse_problem, reference_steps
+from genprm.world.problems import Chain, apply_op, generate_problems, parse_problem, reference_steps, render_problem
 from genprm.engine.settings import WorldTeacherSettings
 from genprm.world.teacher import LOG_UNLIKELY, WorldTeacher
 
@@ -144,6 +144,17 @@ def test_per_step_verdicts_follow_first_error(teacher, sandbox):
         assert all(t["code_rounds"] == 1 and not t["fallback"] for t in turns)
         assert all(t["text"].startswith(analyze_prefix(i + 1)) for i, t in enumerate(turns))
         assert all(t["text"].endswith(OUTPUT_STOP) and "[Code Output]" in t["text"] for t in turns)
+
+
+def test_words_statement_is_reviewed_like_the_expression(teacher, sandbox):
+    """The same solutions of the same chains, stated in words: the same verdicts, the same code checks."""
+    for problem, steps, _ in ALL_CASES:
+        words = render_problem(parse_problem(problem), "words")
+        with sandbox.session() as a, sandbox.session() as b:
+            expr_turns = run_per_step_review(teacher, a, problem, steps)
+            word_turns = run_per_step_review(teacher, b, words, steps)
+        assert [t["verdict"] for t in word_turns] == [t["verdict"] for t in expr_turns], (words, steps)
+        assert [t["text"] for t in word_turns] == [t["text"] for t in expr_turns]
 
 
 def test_whole_solution_review_matches_checker(teacher, sandbox):
