@@ -95,15 +95,53 @@ def test_paper_sources_are_known_loaders_with_their_hub_ids(paper):
     assert paper.best_of_n.eval_set in paper.prepare.eval and paper.critic.eval_set in paper.prepare.eval
 
 
-@pytest.mark.parametrize("profile", ["params.yaml", "configs/paper.yaml", "configs/smoke.yaml"])
-def test_profile_has_every_params_section_dvc_reads(repo, profile):
-    # `dvc repro` fails on a stage whose listed params key is missing from params.yaml
+PROFILES = ["params.yaml", "configs/paper.yaml", "configs/smoke.yaml", "configs/real-world.yaml"]
+
+
+def test_every_profile_is_listed(repo):
+    assert {f"configs/{p.name}" for p in (repo / "configs").glob("*.yaml")} == set(PROFILES[1:])
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_profile_validates_and_has_every_params_key_dvc_reads(repo, profile):
+    load_params(repo / profile)
+    # `dvc repro` fails on a stage whose listed params key (dotted: a path of keys) is missing from params.yaml
     data = _raw(repo, profile)
     stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
     for name, stage in stages.items():
         for key in stage.get("params", []):
             if isinstance(key, str):  # a key of params.yaml (a mapping names another file)
-                assert key.split(".")[0] in data, f"{profile}: stage {name} reads params '{key}'"
+                node = data
+                for part in key.split("."):
+                    assert isinstance(node, dict) and part in node, f"{profile}: stage {name} reads params '{key}'"
+                    node = node[part]
+
+
+@pytest.mark.parametrize("variable, profile", [("SMOKE_STAGES", "configs/smoke.yaml"),
+                                               ("REAL_WORLD_STAGES", "configs/real-world.yaml")])
+def test_make_targets_run_each_stage_after_the_stages_it_reads(repo, variable, profile):
+    make = (repo / "Makefile").read_text()
+    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+    data = _raw(repo, profile)
+
+    def resolve(path: str) -> str:  # dvc.yaml's ${section.key} templates, from the profile
+        def value(m: re.Match) -> str:
+            node = data
+            for part in m.group(1).split("."):
+                node = node[part]
+            return str(node)
+        return re.sub(r"\$\{([^}]+)\}", value, path)
+
+    run = re.search(rf"^{variable} \?= (.+)$", make, re.M).group(1).split()
+    assert set(run) <= set(stages) and len(run) == len(set(run))
+    writer = {str(out): name for name in run for out in stages[name].get("outs", [])}
+    checked = 0
+    for i, name in enumerate(run):
+        for dep in map(resolve, stages[name].get("deps", [])):
+            upstream = next((w for out, w in writer.items() if dep == out or dep.startswith(out + "/")), None)
+            assert upstream is None or run.index(upstream) < i, f"{variable}: {name} reads {dep} before {upstream} runs"
+            checked += upstream is not None
+    assert checked >= len(run) - 2  # every stage but prepare and register reads another's output
 
 
 def test_make_paper_skips_world_only_stages(repo):
