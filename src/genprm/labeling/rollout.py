@@ -38,9 +38,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from genprm.config import PolicyPrompt
 from genprm.engine import Generator
 from genprm.records import Problem, Solution
-from genprm.config import PolicyPrompt
 from genprm.sampling import policy_request
 from genprm.steps import STEP_PREFIX, parse_steps
 
