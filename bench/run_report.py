@@ -69,7 +69,8 @@ def summarize(root: Path) -> dict[str, Any]:
                       "forced_share": m["best_of_n"]["forced_judgements"]["share"]},
         "critic": {"accuracy": m["critic"]["accuracy"], "forced_share": m["critic"]["forced_judgements"]["share"]},
         "register": {k: m["register"][k] for k in ("model_name", "alias", "reasons")},
-        "stage_seconds": {name: m[name].get("stage_seconds", m[name].get("seconds")) for name in STAGES},
+        "stage_seconds": {name: next((m[name][k] for k in ("stage_seconds", "seconds", "sampling_seconds") if k in m[name]),
+                                     None) for name in STAGES},
     }
 
 
