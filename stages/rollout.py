@@ -21,10 +21,10 @@ from __future__ import annotations
 import argparse
 import logging
 
+from genprm.config import SamplingConfig
 from genprm.labeling.config import RolloutConfig, load_section
 from genprm.labeling.runner import rollout_stage
 from genprm.logs import setup_logging
-from genprm.params import load_params
 from genprm.quality import StageFailure, fail_stage
 from genprm.records import write_json
 from lineage import log_stage_run  # stages/lineage.py: this script's folder is on sys.path
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     setup_logging()
     cfg = load_section(args.params, "rollout", RolloutConfig)
-    prompt = load_params(args.params).sampling.prompt  # the policy's system turn and worked examples
+    prompt = load_section(args.params, "sampling", SamplingConfig, optional=True).prompt  # system turn, worked examples
     try:
         metrics = rollout_stage(
             args.problems, cfg, args.out, args.shard_dir, model=args.model,

@@ -153,7 +153,8 @@ def shard_repo(repo, tmp_path_factory):
         shutil.copytree(repo / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
     spec = yaml.safe_load((repo / "dvc.yaml").read_text())
     (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"rollout": spec["stages"]["rollout"]}}, sort_keys=False))
-    (root / "params.yaml").write_text(yaml.safe_dump({"rollout": ROLLOUT}, sort_keys=False))
+    params = {"rollout": ROLLOUT, "sampling": {"prompt": {"system": None, "demonstrations": []}}}  # keys dvc.yaml lists
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     write_records(root / "data/prepared/train.jsonl", generate_problems(12, 7))
     prebuilt = os.environ.get("GENPRM_LABELING_POLICY")
     if prebuilt:

@@ -158,10 +158,15 @@ class LabelsConfig(Section):
 S = TypeVar("S", bound=Section)
 
 
-def load_section(path: str | os.PathLike, key: str, cls: type[S]) -> S:
-    """Validate section ``key`` of a params file; errors name the file and the dotted key."""
+def load_section(path: str | os.PathLike, key: str, cls: type[S], *, optional: bool = False) -> S:
+    """Validate section ``key`` of a params file; errors name the file and the dotted key.
+
+    ``optional``: a missing section gives the section's defaults instead of an error.
+    """
     data = load_yaml(path)
     if key not in data:
+        if optional:
+            return cls()
         raise ConfigError(f"{path}: section '{key}' is missing")
     try:
         return cls.model_validate(data[key])
