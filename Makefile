@@ -122,7 +122,7 @@ paper-policy: venv
 #
 # A first real-model result (configs/real-world.yaml): SmolLM2 as policy, completer and GenPRM base on
 # the embedded world's problems stated in words, the world's rule teacher, a world ProcessBench from
-# SmolLM2's own solutions (world_bench), Best-of-N and critic. Same recipe; about an hour on 2 cores.
+# SmolLM2's own solutions (world_bench), Best-of-N and critic. Same recipe; 34 minutes on 2 cores.
 SMOKE_PROFILE ?= configs/smoke.yaml
 SMOKE_STAGES ?= prepare rollout montecarlo labels synthesis train evaluate_processbench best_of_n critic register
 REAL_WORLD_PROFILE ?= configs/real-world.yaml

@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         return fail_stage(exc, args.metrics)
     if not args.no_merge:
         write_json(args.metrics, metrics)
-        log_stage_run("montecarlo", {**cfg.model_dump(), "prompt": prompt.model_dump()}, [args.metrics], inputs=[args.problems, args.solutions, args.model])
+        log_stage_run("montecarlo", {**cfg.model_dump(), "prompt": prompt.model_dump()}, [args.metrics],
+                      inputs=[args.problems, args.solutions, args.model])
     return 0
 
 

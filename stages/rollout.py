@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         return fail_stage(exc, args.metrics)
     if not args.no_merge:
         write_json(args.metrics, metrics)
-        log_stage_run("rollout", {**cfg.model_dump(), "prompt": prompt.model_dump()}, [args.metrics], inputs=[args.problems, args.model])
+        log_stage_run("rollout", {**cfg.model_dump(), "prompt": prompt.model_dump()}, [args.metrics],
+                      inputs=[args.problems, args.model])
     return 0
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "EngineConfig",
     "Demonstration",
     "PolicyPrompt",
+    "policy_messages",
     "SamplingConfig",
     "PolicyEvalConfig",
     "WorldBenchConfig",
@@ -157,8 +158,14 @@ class PolicyPrompt(Section):
 
         out = [{"role": "system", "content": self.system}] if self.system else []
         for demo in self.demonstrations:
-            out += [{"role": "user", "content": demo.problem}, {"role": "assistant", "content": format_steps(demo.steps)}]
+            out += [{"role": "user", "content": demo.problem},
+                    {"role": "assistant", "content": format_steps(demo.steps)}]
         return out + [{"role": "user", "content": problem}]
+
+
+def policy_messages(problem: str, prompt: PolicyPrompt | None = None) -> list[dict[str, str]]:
+    """The policy's chat messages for ``problem``: ``prompt``'s turns first, the bare problem without one."""
+    return (prompt if prompt is not None else PolicyPrompt()).messages(problem)
 
 
 class SamplingConfig(Section):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from genprm.config import PolicyPrompt
+from genprm.config import PolicyPrompt, policy_messages
 from genprm.engine import GenerationRequest, Generator
 from genprm.records import Problem, Solution
 from genprm.steps import STEP_PREFIX, parse_steps
@@ -35,7 +35,7 @@ def policy_request(
 ) -> GenerationRequest:
     """The step-forced request for one problem (chat turns, assistant pre-filled with ``Step 1:``)."""
     return GenerationRequest(
-        messages=(prompt or PolicyPrompt()).messages(problem),
+        messages=policy_messages(problem, prompt),
         assistant_prefix=STEP_PREFIX,
         n=n,
         temperature=temperature,

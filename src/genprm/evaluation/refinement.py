@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from genprm.config import PolicyPrompt
+from genprm.config import PolicyPrompt, policy_messages
 from genprm.engine import GenerationRequest, Generator
 from genprm.records import Problem, Solution
 from genprm.steps import STEP_PREFIX, format_steps, parse_steps
@@ -108,11 +108,11 @@ def _request(problem: Problem, sol: Solution, cut: int, analysis: str | None, ar
     if opts.mode == "resample":
         kept = format_steps(sol.steps[:cut])
         prefix = (kept + "\n" if kept else "") + f"Step {cut + 1}:"
-        return GenerationRequest(messages=(opts.prompt or PolicyPrompt()).messages(problem.problem),
-                                 assistant_prefix=prefix, **common)
+        return GenerationRequest(messages=policy_messages(problem.problem, opts.prompt), assistant_prefix=prefix,
+                                 **common)
     note = SELF_PROMPT if analysis is None else CRITIC_PROMPT.format(k=cut + 1, analysis=analysis)
     messages = [
-        *(opts.prompt or PolicyPrompt()).messages(problem.problem),
+        *policy_messages(problem.problem, opts.prompt),
         {"role": "assistant", "content": format_steps(sol.steps)},
         {"role": "user", "content": note},
     ]

@@ -39,7 +39,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from genprm.config import PolicyPrompt
+from genprm.config import PolicyPrompt, policy_messages
 from genprm.engine import GenerationRequest, Generator
 from genprm.records import Problem, Solution, StepValues
 from genprm.steps import format_steps
@@ -100,7 +100,7 @@ def completion_request(
     in the policy's conversation (``prompt``: the one the solutions were sampled with)."""
     prefix = (format_steps(list(steps[:t])) + "\n" if t > 0 else "") + f"Step {t + 1}:"
     return GenerationRequest(
-        messages=(prompt or PolicyPrompt()).messages(problem),
+        messages=policy_messages(problem, prompt),
         assistant_prefix=prefix,
         n=n,
         temperature=temperature,

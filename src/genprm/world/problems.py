@@ -128,7 +128,8 @@ _WORDS = {"+": "Add", "-": "Subtract", "*": "Multiply by"}
 
 def render_words(chain: Chain) -> str:
     """The chain as sentences: ``Start with 3. Add 4. Multiply by 2.``"""
-    return " ".join([f"Start with {chain.operands[0]}.", *(f"{_WORDS[op]} {b}." for op, b in zip(chain.ops, chain.operands[1:]))])
+    operations = (f"{_WORDS[op]} {b}." for op, b in zip(chain.ops, chain.operands[1:]))
+    return " ".join([f"Start with {chain.operands[0]}.", *operations])
 
 
 def render_problem(chain: Chain, statement: str = "expression") -> str:
@@ -164,7 +165,9 @@ def parse_problem(text: str) -> Chain:
         return _parse_words(text.strip())
     m = _PROBLEM.match(text.strip())
     if not m:
-        raise WorldFormatError(f"not a world problem (expected 'Compute <expression>.' or 'Start with <n>. ...'): {text!r}")
+        raise WorldFormatError(
+            f"not a world problem (expected 'Compute <expression>.' or 'Start with <n>. ...'): {text!r}"
+        )
     tokens = _TOKEN.findall(m.group(1))
     if len(tokens) < 3 or len(tokens) % 2 == 0:
         raise WorldFormatError(f"not a world problem (malformed expression): {text!r}")
