@@ -36,6 +36,8 @@ __all__ = [
     "WorldBenchConfig",
     "describe_error",
     "load_yaml",
+    "SEED_STRIDE",
+    "derive_seeds",
 ]
 
 
@@ -193,6 +195,39 @@ class WorldBenchConfig(Section):
     size: int = Field(200, ge=2, description="benchmark size, half erroneous and half correct")
     seed: int = 0
     engine: EngineConfig = Field(default_factory=EngineConfig)
+
+
+SEED_STRIDE = 1000
+
+
+def derive_seeds(section: BaseModel, seed: int) -> BaseModel:
+    """Shift every ``seed`` inside ``section`` (nested sections and lists too) by ``seed * SEED_STRIDE``.
+
+    The profile's top-level ``seed`` is the one knob a seed sweep turns: each stage keeps its own
+    ``seed`` (so stages draw independent streams) and adds the top-level one, scaled so that two
+    sweep seeds never give one stage the same stream. ``seed: 0`` leaves every value as written.
+    Changes ``section`` in place and returns it.
+    """
+    if not seed:
+        return section
+
+    def walk(value: Any) -> None:
+        if isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                field = getattr(value, name)
+                if name == "seed" and isinstance(field, int) and not isinstance(field, bool):
+                    object.__setattr__(value, name, field + seed * SEED_STRIDE)
+                else:
+                    walk(field)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                walk(item)
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+
+    walk(section)
+    return section
 
 
 def load_yaml(path: str | os.PathLike) -> dict[str, Any]:

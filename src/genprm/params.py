@@ -19,6 +19,7 @@ from genprm.config import (
     SamplingConfig,
     Section,
     WorldBenchConfig,
+    derive_seeds,
     describe_error,
     load_yaml,
 )
@@ -68,10 +69,18 @@ class Params(Section):
 
 
 def load_params(path: str | os.PathLike = "params.yaml") -> Params:
-    """Read and validate a whole profile."""
+    """Read and validate a whole profile; every section's seeds are shifted by the top-level ``seed``.
+
+    A stage's effective seed is its own ``seed`` plus ``1000 * seed`` (:func:`genprm.config.derive_seeds`),
+    so ``seed: 1`` re-draws every random choice of the pipeline while ``seed: 0`` keeps the values written.
+    """
     path = Path(path)
     data = load_yaml(path)
     try:
-        return Params.model_validate(data)
+        params = Params.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(describe_error(exc, Params, path)) from None
+    for name in type(params).model_fields:
+        if name != "seed":
+            derive_seeds(getattr(params, name), params.seed)
+    return params

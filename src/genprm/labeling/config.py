@@ -15,7 +15,7 @@ from typing import Literal, TypeVar
 
 from pydantic import Field, ValidationError, model_validator
 
-from genprm.config import ConfigError, EngineConfig, Section, load_yaml
+from genprm.config import ConfigError, EngineConfig, Section, derive_seeds, load_yaml
 
 __all__ = [
     "RolloutConfig",
@@ -158,10 +158,19 @@ class LabelsConfig(Section):
 S = TypeVar("S", bound=Section)
 
 
+def _top_seed(path: str | os.PathLike, data: dict) -> int:
+    seed = data.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ConfigError(f"{path}: seed: must be an integer, got {seed!r}")
+    return seed
+
+
 def load_section(path: str | os.PathLike, key: str, cls: type[S], *, optional: bool = False) -> S:
     """Validate section ``key`` of a params file; errors name the file and the dotted key.
 
     ``optional``: a missing section gives the section's defaults instead of an error.
+    The file's top-level ``seed`` shifts the section's seeds, as in a whole profile
+    (:func:`genprm.config.derive_seeds`).
     """
     data = load_yaml(path)
     if key not in data:
@@ -169,7 +178,7 @@ def load_section(path: str | os.PathLike, key: str, cls: type[S], *, optional: b
             return cls()
         raise ConfigError(f"{path}: section '{key}' is missing")
     try:
-        return cls.model_validate(data[key])
+        return derive_seeds(cls.model_validate(data[key]), _top_seed(path, data))
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
