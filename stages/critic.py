@@ -9,6 +9,7 @@ without a critic::
     metrics/critic.json         {"accuracy": {"critic": [...], "self": [...]}, "revised": ..., "gain": ...,
                                  "forced_judgements": {turns, forced, share, by_reason}}
     plots/critic.png            accuracy per turn
+    timings/critic.json         seconds (untracked)
 
 Run: ``python stages/critic.py [--params params.yaml] [--model models/genprm] [--policy models/policy]``
 """
@@ -20,8 +21,8 @@ import time
 
 from genprm.evaluation.plots import plot_refinement
 from genprm.evaluation.refinement import RefinementOptions, refine
-from genprm.logs import setup_logging
-from genprm.records import write_json, write_records
+from genprm.logs import setup_logging, write_report
+from genprm.records import write_records
 from genprm.sampling import sample_solutions
 from genprm.sandbox import Sandbox
 from genprm.verifier import GenPRMVerifier
@@ -65,11 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     }
     write_records(args.out, [s.model_copy(update={"metadata": {**s.metadata, "arm": arm}})
                              for arm in ("critic", "self") for s in report.final[arm]])
-    write_json(args.metrics, metrics)
+    _, timings = write_report(metrics, args.metrics, args.timings)
     plot_refinement(final, args.plot, title=f"Critic refinement ({cfg.mode}, {len(problems)} problems)")
     log.info("accuracy per turn: critic %s, self %s", final["critic"], final["self"])
     log_stage_run("critic", {"critic": cfg.model_dump(), "sampling": sampling.model_dump()}, [args.metrics],
-                  [args.plot], inputs=[args.model, args.policy])
+                  [args.plot], inputs=[args.model, args.policy], timings=timings)
     return 0
 
 

@@ -4,10 +4,11 @@ Reads ``evaluate_processbench.data`` (the world's benchmark by default; the real
 folder or Hub id in other profiles) and writes Pass@1 (path 0) and Maj@N (mean of N paths)::
 
     data/eval/processbench_predictions.jsonl   id, split, prediction, step_rewards (Maj@N), step_forced
-    metrics/processbench.json                  {"pass@1": {...}, "maj@N": {...}, "seconds": ...}; each
+    metrics/processbench.json                  {"pass@1": {...}, "maj@N": {...}}; each
                                                with "forced_judgements" (turns, forced, share, by_reason)
     plots/processbench_f1.png                  F1 per split (Maj@N)
     plots/processbench_rewards.png             rewards of correct and erroneous steps
+    timings/evaluate_processbench.json         seconds (untracked)
 
 Run: ``python stages/evaluate_processbench.py [--params params.yaml] [--model models/genprm]``
 """
@@ -21,9 +22,8 @@ import time
 from genprm.data import load_processbench
 from genprm.evaluation.plots import plot_processbench_f1, plot_reward_histogram
 from genprm.evaluation.processbench import predict_first_error, processbench_metrics, write_predictions
-from genprm.logs import setup_logging
+from genprm.logs import setup_logging, timings_path, write_report
 from genprm.params import load_params
-from genprm.records import write_json
 from genprm.sandbox import Sandbox
 from genprm.verifier import GenPRMVerifier, forced_summary
 from lineage import log_stage_run  # stages/lineage.py: this script's folder is on sys.path
@@ -38,9 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default=None, help="override evaluate_processbench.data")
     ap.add_argument("--predictions", default="data/eval/processbench_predictions.jsonl")
     ap.add_argument("--metrics", default="metrics/processbench.json")
+    ap.add_argument("--timings", default=None,
+                    help="durations (untracked; default: timings/<stage>.json beside the metrics folder)")
     ap.add_argument("--plot", default="plots/processbench_f1.png")
     ap.add_argument("--rewards-plot", default="plots/processbench_rewards.png")
     args = ap.parse_args(argv)
+    args.timings = args.timings or timings_path("evaluate_processbench", args.metrics)
     setup_logging()
     cfg = load_params(args.params).evaluate_processbench
     if cfg is None:
@@ -67,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     write_predictions(args.predictions, samples, [predict_first_error(r, cfg.threshold) for r in maj], maj,
                       [r.forced_shares for r in results])
-    write_json(args.metrics, metrics)
+    _, timings = write_report(metrics, args.metrics, args.timings)
     plot_processbench_f1(metrics[maj_key], args.plot, title=f"ProcessBench F1 (Maj@{v.n_paths})")
     good, bad = [], []
     for s, rewards in zip(samples, maj):
@@ -80,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         log.info("%s average F1 %.1f%s", name, metrics[name]["average_f1"],
                  "".join(f"; {k} errors found {v['error_acc']:.0f}% (n={v['n']})" for k, v in kinds.items()))
     log_stage_run("evaluate_processbench", {"evaluate_processbench": cfg.model_dump()}, [args.metrics],
-                  [args.plot, args.rewards_plot], inputs=[args.model, args.data or cfg.data])
+                  [args.plot, args.rewards_plot], inputs=[args.model, args.data or cfg.data], timings=timings)
     return 0
 
 

@@ -5,7 +5,8 @@ solutions; labels every step, runs the quality gate, and on world problems score
 against the exact checker::
 
     data/labels/values.jsonl     StepValues records with labels {hard, rpe, difference}
-    metrics/labels.json          label shares, gate summary, quality per criterion, seconds
+    metrics/labels.json          label shares, gate summary, quality per criterion
+    timings/labels.json          stage seconds (untracked)
 
 A failing gate first writes its report, then fails the stage (exit 1): ``metrics/labels.json``
 with ``gate.failures`` (each failed expectation: name, column, observed value, rejected rows),
@@ -22,9 +23,8 @@ import logging
 
 from genprm.labeling.config import LabelsConfig, load_section
 from genprm.labeling.runner import labels_stage
-from genprm.logs import setup_logging
+from genprm.logs import setup_logging, timings_path, write_report
 from genprm.quality import StageFailure, fail_stage
-from genprm.records import write_json
 from lineage import log_stage_run  # stages/lineage.py: this script's folder is on sys.path
 
 log = logging.getLogger("stages.labels")
@@ -37,15 +37,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--solutions", default="data/rollout/solutions.jsonl")
     ap.add_argument("--out", default="data/labels/values.jsonl")
     ap.add_argument("--metrics", default="metrics/labels.json")
+    ap.add_argument("--timings", default=None,
+                    help="durations (untracked; default: timings/<stage>.json beside the metrics folder)")
     args = ap.parse_args(argv)
+    args.timings = args.timings or timings_path("labels", args.metrics)
     setup_logging()
     cfg = load_section(args.params, "labels", LabelsConfig)
     try:
         metrics = labels_stage(args.values, args.solutions, cfg, args.out)
     except StageFailure as exc:
-        return fail_stage(exc, args.metrics)
-    write_json(args.metrics, metrics)
-    log_stage_run("labels", cfg.model_dump(), [args.metrics], inputs=[args.values, args.solutions])
+        return fail_stage(exc, args.metrics, timings_path=args.timings)
+    _, timings = write_report(metrics, args.metrics, args.timings)
+    log_stage_run("labels", cfg.model_dump(), [args.metrics], inputs=[args.values, args.solutions], timings=timings)
     return 0
 
 

@@ -8,8 +8,10 @@ Every stage script ends with one call, after its outputs are written::
 
 The run (:func:`genprm.tracking.start_run`, so a child of the pipeline run of
 ``genprm track -- dvc repro`` or of the Prefect flow) gets the params (flattened), the numeric
-leaves of the metrics JSON files (flattened, ``pass@1`` -> ``pass_at_1``), the metrics files and
-``artifacts`` as artifacts, and these tags (:func:`lineage_tags`):
+leaves of the metrics JSON files (flattened, ``pass@1`` -> ``pass_at_1``), the stage's ``timings``
+(its durations, which stay out of the DVC-tracked metrics files: ``genprm.logs.write_report``) as
+metrics under their own names, the metrics files and ``artifacts`` as artifacts, and these tags
+(:func:`lineage_tags`):
 
 ``genprm.stage``, ``genprm.kind=stage``, ``genprm.git_commit``
     the stage name, and ``git rev-parse HEAD`` (``unknown`` outside git).
@@ -157,11 +159,14 @@ def log_stage_run(
     *,
     inputs: Sequence[str | os.PathLike] = (),
     series: Mapping[str, Iterable[tuple[int, float]]] | None = None,
+    timings: Mapping[str, Any] | None = None,
     dvc_yaml: str | os.PathLike = "dvc.yaml",
 ) -> str | None:
-    """Log one stage run (params, metrics files, artifacts, ``series`` curves, lineage tags); return its id.
+    """Log one stage run (params, metrics files, timings, artifacts, ``series`` curves, lineage tags); return its id.
 
     With several metrics files, each file's keys are prefixed by its stem (``labels.gate.failed``).
+    ``timings`` (``{"seconds": 4.2, "train": {"train_seconds": 3.9}}``) are logged as metrics, nested
+    keys dotted (``train.train_seconds``).
     Returns None when tracking is off or failed (the failure is logged, the stage goes on).
     """
     if not tracking_enabled():
@@ -174,6 +179,8 @@ def log_stage_run(
             for path in metrics_paths:
                 data = _read_json(path)
                 tracking.log_metrics({Path(path).stem: data} if len(metrics_paths) > 1 else data)
+            if timings:
+                tracking.log_metrics(dict(timings))
             for name, points in (series or {}).items():
                 tracking.log_series(name, points)
             for path in [*metrics_paths, *artifacts]:

@@ -6,7 +6,8 @@ rollout's solutions; runs the missing shards (a killed run resumes where it stop
 
     data/montecarlo/values.jsonl       StepValues records (mc_first, mc, k; no labels yet)
     work/montecarlo/montecarlo-0000i.* shards (resumable scratch, not a DVC output)
-    metrics/montecarlo.json            completions, engine calls, completions/s, seconds
+    metrics/montecarlo.json            completions, engine calls
+    timings/montecarlo.json            seconds, engine seconds, completions/s (untracked)
 
 With no solutions to value the stage writes its metrics, then fails (exit 1) naming the cause.
 
@@ -22,9 +23,8 @@ import logging
 from genprm.config import SamplingConfig
 from genprm.labeling.config import MonteCarloConfig, load_section
 from genprm.labeling.runner import montecarlo_stage
-from genprm.logs import setup_logging
+from genprm.logs import setup_logging, timings_path, write_report
 from genprm.quality import StageFailure, fail_stage
-from genprm.records import write_json
 from lineage import log_stage_run  # stages/lineage.py: this script's folder is on sys.path
 
 log = logging.getLogger("stages.montecarlo")
@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="data/montecarlo/values.jsonl")
     ap.add_argument("--shard-dir", default="work/montecarlo")
     ap.add_argument("--metrics", default="metrics/montecarlo.json")
+    ap.add_argument("--timings", default=None,
+                    help="durations (untracked; default: timings/<stage>.json beside the metrics folder)")
     ap.add_argument("--model", default="models/policy", help="model folder (engine.settings.model wins)")
     ap.add_argument("--shard-index", type=int, default=0)
     ap.add_argument("--num-shards", type=int, default=1)
@@ -45,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--no-merge", action="store_true", help="only run this worker's shards")
     mode.add_argument("--merge-only", action="store_true", help="only merge (every shard must exist)")
     args = ap.parse_args(argv)
+    args.timings = args.timings or timings_path("montecarlo", args.metrics)
     setup_logging()
     cfg = load_section(args.params, "montecarlo", MonteCarloConfig)
     prompt = load_section(args.params, "sampling", SamplingConfig, optional=True).prompt  # system turn, worked examples
@@ -55,11 +58,11 @@ def main(argv: list[str] | None = None) -> int:
             run=not args.merge_only, prompt=prompt,
         )
     except StageFailure as exc:
-        return fail_stage(exc, args.metrics)
+        return fail_stage(exc, args.metrics, timings_path=args.timings)
     if not args.no_merge:
-        write_json(args.metrics, metrics)
+        _, timings = write_report(metrics, args.metrics, args.timings)
         log_stage_run("montecarlo", {**cfg.model_dump(), "prompt": prompt.model_dump()}, [args.metrics],
-                      inputs=[args.problems, args.solutions, args.model])
+                      inputs=[args.problems, args.solutions, args.model], timings=timings)
     return 0
 
 

@@ -6,7 +6,8 @@ engine at the rollout temperature on the held-out world problems and judges ever
 with the exact checker. Writes::
 
     models/policy/           config.json, model.safetensors, tokenizer files
-    metrics/policy.json      accuracy, first-error mix, training seconds, loss
+    metrics/policy.json      accuracy, first-error mix, loss
+    timings/policy.json      tokenizer, training and sampling seconds (untracked)
     plots/policy_loss.json   the training loss curve (DVC plot)
 
 Run: ``python stages/policy.py [--params params.yaml]``
@@ -18,7 +19,7 @@ import argparse
 import logging
 
 from genprm.params import load_params
-from genprm.logs import setup_logging, timed
+from genprm.logs import setup_logging, timed, timings_path, write_report
 from genprm.records import Problem, read_records, replace_dir, write_json
 from genprm.sampling import sample_solutions
 from genprm.world.policy import bootstrap_policy, measure_policy
@@ -34,8 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eval", default="data/prepared/eval/world_test.jsonl")
     ap.add_argument("--out", default="models/policy")
     ap.add_argument("--metrics", default="metrics/policy.json")
+    ap.add_argument("--timings", default=None,
+                    help="durations (untracked; default: timings/<stage>.json beside the metrics folder)")
     ap.add_argument("--plot", default="plots/policy_loss.json")
     args = ap.parse_args(argv)
+    args.timings = args.timings or timings_path("policy", args.metrics)
     setup_logging()
     params = load_params(args.params)
     cfg = params.policy
@@ -56,10 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     log.info("policy accuracy %.3f at T=%.2f, first errors %s", measured["accuracy"], params.sampling.temperature,
              measured["first_error_share"])
     curve = report.pop("loss_curve")
-    write_json(args.metrics, {"train": report, "eval": measured, "sampling_seconds": t["seconds"]})
+    _, timings = write_report({"train": report, "eval": measured, "sampling_seconds": t["seconds"]}, args.metrics,
+                              args.timings)
     write_json(args.plot, [{"step": i * 50, "loss": v} for i, v in enumerate(curve)])
     log_stage_run("policy", {"policy": cfg.model_dump(), "policy_eval": ev.model_dump(), "sampling": sampling.model_dump()},
-                  [args.metrics], [args.plot], inputs=[args.train, args.eval])
+                  [args.metrics], [args.plot], inputs=[args.train, args.eval], timings=timings)
     return 0
 
 

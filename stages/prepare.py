@@ -6,7 +6,8 @@ source (the embedded world by default), decontaminates, and writes::
     data/prepared/train.jsonl          Problem records
     data/prepared/eval/<name>.jsonl    Problem or ProcessBenchSample records, one file per set
     data/prepared/removed.json         ids of removed training problems (eval overlap, duplicates)
-    metrics/prepare.json               counts per source, removed duplicates, seconds
+    metrics/prepare.json               counts per source, removed duplicates
+    timings/prepare.json               seconds (untracked)
 
 Run: ``python stages/prepare.py [--params params.yaml]``
 """
@@ -18,7 +19,7 @@ import logging
 from pathlib import Path
 
 from genprm.params import load_params
-from genprm.logs import setup_logging, timed
+from genprm.logs import setup_logging, timed, timings_path, write_report
 from genprm.prepare import prepare
 from genprm.records import replace_dir, write_json, write_records
 from lineage import log_stage_run  # stages/lineage.py: this script's folder is on sys.path
@@ -31,7 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--out", default="data/prepared")
     ap.add_argument("--metrics", default="metrics/prepare.json")
+    ap.add_argument("--timings", default=None,
+                    help="durations (untracked; default: timings/<stage>.json beside the metrics folder)")
     args = ap.parse_args(argv)
+    args.timings = args.timings or timings_path("prepare", args.metrics)
     setup_logging()
     params = load_params(args.params)
     cfg = params.prepare
@@ -47,10 +51,10 @@ def main(argv: list[str] | None = None) -> int:
             write_json(out / "removed.json", data.removed_ids)
             for name, rows in data.eval.items():
                 write_records(out / "eval" / f"{name}.jsonl", rows)
-    stats = dict(data.stats, seconds=t["seconds"])
-    write_json(args.metrics, stats)
+    stats, timings = write_report(dict(data.stats, seconds=t["seconds"]), args.metrics, args.timings)
     log.info("train: %d kept of %d; eval sets: %s", stats["train"]["kept"], stats["train"]["loaded"], stats["eval"])
-    log_stage_run("prepare", {"world": params.world.model_dump(), "prepare": cfg.model_dump()}, [args.metrics])
+    log_stage_run("prepare", {"world": params.world.model_dump(), "prepare": cfg.model_dump()}, [args.metrics],
+                  timings=timings)
     return 0
 
 

@@ -6,7 +6,8 @@ run (``stages/lineage.py``; a child of the pipeline run, if any) and writes::
 
     models/genprm/           merged standard model folder (hf and vllm engines load it)
     models/genprm-adapter/   the LoRA adapter (mode: lora only)
-    metrics/train.json       first/last loss, steps, seconds, tokens trained
+    metrics/train.json       first/last loss, steps, tokens trained
+    timings/train.json       seconds (untracked)
     plots/train_loss.json    the loss curve (DVC plot)
 
 Checkpoints go to ``work/train`` every ``save_steps``; a killed run resumes from there.
@@ -22,7 +23,7 @@ import logging
 import shutil
 from pathlib import Path
 
-from genprm.logs import setup_logging
+from genprm.logs import setup_logging, timings_path, write_report
 from genprm.params import load_params
 from genprm.records import SFTExample, read_records, write_json
 from genprm.training import train_sft
@@ -40,8 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--adapter", default="models/genprm-adapter")
     ap.add_argument("--checkpoints", default="work/train")
     ap.add_argument("--metrics", default="metrics/train.json")
+    ap.add_argument("--timings", default=None,
+                    help="durations (untracked; default: timings/<stage>.json beside the metrics folder)")
     ap.add_argument("--plot", default="plots/train_loss.json")
     args = ap.parse_args(argv)
+    args.timings = args.timings or timings_path("train", args.metrics)
     setup_logging()
     cfg = load_params(args.params).train
     if args.base:
@@ -56,14 +60,14 @@ def main(argv: list[str] | None = None) -> int:
     if not _is_main():
         return 0
     curve = report.pop("loss_curve")
-    write_json(args.metrics, report)
+    _, timings = write_report(report, args.metrics, args.timings)
     write_json(args.plot, curve)
     log.info("trained %d steps in %.1f s: loss %.4f -> %.4f", report["steps"], report["seconds"],
              report["first_loss"], report["last_loss"])
     log_stage_run("train", {**cfg.model_dump(), "data": args.data, "examples": report["examples"]}, [args.metrics],
                   [args.plot], {"mode": cfg.mode},
                   inputs=[args.data, *([cfg.base_model] if Path(cfg.base_model).exists() else [])],
-                  series={"train_loss": [(p["step"], p["loss"]) for p in curve]})
+                  series={"train_loss": [(p["step"], p["loss"]) for p in curve]}, timings=timings)
     return 0
 
 

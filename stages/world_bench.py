@@ -8,6 +8,7 @@ so the evaluation code reads it exactly like the real benchmark. Writes::
 
     data/world_processbench/world.json
     metrics/world_bench.json
+    timings/world_bench.json          sampling seconds (untracked)
 
 Run: ``python stages/world_bench.py [--params params.yaml]``
 """
@@ -19,8 +20,8 @@ import json
 import logging
 
 from genprm.params import load_params
-from genprm.logs import setup_logging, timed
-from genprm.records import Problem, atomic_write_text, read_records, write_json
+from genprm.logs import setup_logging, timed, timings_path, write_report
+from genprm.records import Problem, atomic_write_text, read_records
 from genprm.sampling import sample_solutions
 from genprm.world.benchmark import build_benchmark
 from lineage import log_stage_run  # stages/lineage.py: this script's folder is on sys.path
@@ -35,7 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--policy", default="models/policy")
     ap.add_argument("--out", default="data/world_processbench/world.json")
     ap.add_argument("--metrics", default="metrics/world_bench.json")
+    ap.add_argument("--timings", default=None,
+                    help="durations (untracked; default: timings/<stage>.json beside the metrics folder)")
     args = ap.parse_args(argv)
+    args.timings = args.timings or timings_path("world_bench", args.metrics)
     setup_logging()
     params = load_params(args.params)
     cfg, sampling = params.world_bench, params.sampling
@@ -50,10 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     samples, stats = build_benchmark(sols, cfg.size, seed=cfg.seed, split="world")
     rows = [s.model_dump(exclude={"split"}) for s in samples]
     atomic_write_text(args.out, json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
-    write_json(args.metrics, dict(stats, sampled=len(sols), sampling_seconds=t["seconds"]))
+    _, timings = write_report(dict(stats, sampled=len(sols), sampling_seconds=t["seconds"]), args.metrics, args.timings)
     log.info("world ProcessBench: %d samples (%d erroneous) from %d solutions", len(rows), stats["erroneous"], len(sols))
     log_stage_run("world_bench", {"world_bench": cfg.model_dump(), "sampling": sampling.model_dump()}, [args.metrics],
-                  inputs=[args.problems, args.policy])
+                  inputs=[args.problems, args.policy], timings=timings)
     return 0
 
 

@@ -26,9 +26,10 @@ def prefect_harness(tmp_path_factory):
 
 def test_summary_markdown_flattens_metrics(repo, load_script):
     mod = load_script(repo / "flows" / "pipeline.py")
-    md = mod.summary_markdown({"prepare": {"metrics/prepare.json": {"train": {"kept": 5}, "seconds": 1.5, "ids": [1]}}})
+    md = mod.summary_markdown({"prepare": {"metrics/prepare.json": {"train": {"kept": 5}, "ids": [1]},
+                                           "timings/prepare.json": {"seconds": 1.5}}})
     assert "| metrics/prepare.json:train.kept | 5 |" in md
-    assert "seconds | 1.5" in md and "ids" not in md and "MLflow" not in md
+    assert "| timings/prepare.json:seconds | 1.5 |" in md and "ids" not in md and "MLflow" not in md
     assert "MLflow parent run: `abc123`" in mod.summary_markdown({}, mlflow_run_id="abc123")
 
 
@@ -48,6 +49,8 @@ def test_pipeline_flow_runs_stages_and_publishes_summary(repo, tmp_path, prefect
         mod.pipeline(repo=str(tmp_path), stages=["nope"])
     metrics = mod.pipeline(repo=str(tmp_path), stages=["prepare"])
     assert metrics["prepare"]["metrics/prepare.json"]["eval"]["world_test"] == 300
+    assert "seconds" not in metrics["prepare"]["metrics/prepare.json"]
+    assert metrics["prepare"]["timings/prepare.json"]["seconds"] >= 0  # durations: untracked timings/prepare.json
     assert (tmp_path / "data/prepared/train.jsonl").exists()
 
     # one MLflow parent run in the repository's store; the stage's run is its child

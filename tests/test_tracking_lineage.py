@@ -123,7 +123,8 @@ def test_stage_run_logs_params_metrics_artifacts_and_lineage(store, tmp_path, mo
     with tracking.pipeline_run("pipeline", experiment="lineage") as parent:
         rid = lineage.log_stage_run("s", {"lr": 0.1, "lora": {"r": 8}}, ["metrics/s.json"], ["plot.json"],
                                     {"extra": "yes"}, inputs=["data/in.jsonl", "data/dir"],
-                                    series={"loss": [(1, 2.0), (2, 1.0)]})
+                                    series={"loss": [(1, 2.0), (2, 1.0)]},
+                                    timings={"seconds": 4.5, "train": {"train_seconds": 4.0}})
     run = store.get_run(rid)
     tags = run.data.tags
     assert tags["mlflow.parentRunId"] == parent.info.run_id
@@ -135,7 +136,8 @@ def test_stage_run_logs_params_metrics_artifacts_and_lineage(store, tmp_path, mo
     assert tags["dvc.out.metrics/s.json"] == lineage.file_md5("metrics/s.json")
     assert tags["data.in.data/in.jsonl"] == lineage.file_md5("data/in.jsonl") and len(tags["data.md5"]) == 32
     assert run.data.params == {"lr": "0.1", "lora.r": "8"}
-    assert run.data.metrics == {"processbench.pass_at_1.f1": 81.5, "n": 3.0, "gate.failed": 0.0, "loss": 1.0}
+    assert run.data.metrics == {"processbench.pass_at_1.f1": 81.5, "n": 3.0, "gate.failed": 0.0, "loss": 1.0,
+                                "seconds": 4.5, "train.train_seconds": 4.0}  # timings: MLflow only, not metrics/
     assert sorted(a.path for a in store.list_artifacts(rid)) == ["plot.json", "s.json"]
     # the data hash follows the data
     Path("data/in.jsonl").write_text('{"a": 2}\n')

@@ -139,12 +139,17 @@ class StageOutputError(StageFailure, ValueError):
     """A stage's output would be empty (or unusable as a whole); the message names the cause and the knob."""
 
 
-def fail_stage(exc: StageFailure, metrics_path: str | os.PathLike | None, code: int = 1) -> int:
-    """Write ``exc.metrics`` to ``metrics_path`` (when both exist), log the failure, return exit ``code``."""
-    from genprm.records import write_json
+def fail_stage(exc: StageFailure, metrics_path: str | os.PathLike | None, code: int = 1,
+               timings_path: str | os.PathLike | None = None) -> int:
+    """Write ``exc.metrics`` to ``metrics_path`` (when both exist), log the failure, return exit ``code``.
+
+    Durations in the metrics go to ``timings_path`` instead (dropped when it is None), as
+    :func:`genprm.logs.write_report` does for a stage that succeeds.
+    """
+    from genprm.logs import write_report
 
     if metrics_path is not None and exc.metrics is not None:
-        write_json(metrics_path, exc.metrics)
+        write_report(exc.metrics, metrics_path, timings_path)
         log.error("%s\n(the report is in %s)", exc, Path(metrics_path))
     else:
         log.error("%s", exc)
