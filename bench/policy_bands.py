@@ -33,10 +33,14 @@ from genprm.kernels import kernel_env  # noqa: E402
 
 
 def _set(data: dict, dotted: str, value) -> None:
+    """Set ``a.b.0.c`` in nested dicts and lists (a digit indexes a list)."""
     *parents, last = dotted.split(".")
     for key in parents:
-        data = data.setdefault(key, {})
-    data[last] = value
+        data = data[int(key)] if isinstance(data, list) else data.setdefault(key, {})
+    if isinstance(data, list):
+        data[int(last)] = value
+    else:
+        data[last] = value
 
 
 def run_cell(params: dict, seed: int, path: str, work: Path) -> dict:
