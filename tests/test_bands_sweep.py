@@ -108,3 +108,25 @@ def test_make_bands_driver_queues_runs_and_collects_cells(toy_repo, repo, load_s
     # a second sweep replaces the cells of the first (same names, -f) instead of failing on them
     again = driver.sweep(toy_repo, seeds=[0], kernel_paths=["avx2"], jobs=1, track=False)
     assert [r["name"] for r in again["runs"]] == ["bands-s0-avx2"]
+
+
+@pytest.fixture(scope="module")
+def prefect_harness(tmp_path_factory):
+    home = tmp_path_factory.mktemp("prefect-home")
+    os.environ.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+                      PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180")
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_prefect_bands_flow_runs_each_cell_and_collects(toy_repo, repo, load_script, prefect_harness):
+    flows = load_script(repo / "flows" / "bands.py")
+    result = flows.bands_sweep(repo=str(toy_repo), seeds=[0, 1], kernel_paths=["native", "avx2"], track=False)
+    _check_bands(result)
+    assert json.loads((toy_repo / "metrics/bands.json").read_text()) == result
+    dep = flows.build_cell_deployment(repo, pool="gpu-x")  # code from this repository (the toy has no flows)
+    assert dep.full_name == flows.CELL_DEPLOYMENT and dep.entrypoint == "flows/bands.py:cell"
