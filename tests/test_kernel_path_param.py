@@ -87,3 +87,19 @@ def _dig(data: dict, dotted: str):
     for part in dotted.split("."):
         data = data[part]
     return data
+
+
+def test_shards_of_another_kernel_path_are_not_reused(tmp_path, monkeypatch):
+    """The rollout / montecarlo shard fingerprint holds the kernel variables (none under native: as before)."""
+    from genprm.labeling.config import RolloutConfig
+    from genprm.labeling.runner import _identity
+
+    (tmp_path / "config.json").write_text("{}")
+    cfg = RolloutConfig(engine={"backend": "hf", "settings": {}})
+    for name in KERNEL_PATHS["avx2"]:
+        monkeypatch.delenv(name, raising=False)
+    native = _identity("rollout", cfg, tmp_path, None)
+    assert "kernels" not in native
+    for name, value in KERNEL_PATHS["avx2"].items():
+        monkeypatch.setenv(name, value)
+    assert _identity("rollout", cfg, tmp_path, None) == {**native, "kernels": KERNEL_PATHS["avx2"]}
