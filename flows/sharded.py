@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import socket
 import subprocess
@@ -72,12 +73,37 @@ def stage_spec(repo: str | Path, stage: str) -> dict:
     return stages[stage]
 
 
+_TEMPLATE = re.compile(r"\$\{\s*([^}\s]+)\s*\}")
+
+
+def resolve_templates(repo: str | Path, text: str) -> str:
+    """``text`` with DVC's ``${dotted.key}`` filled in from ``<repo>/params.yaml`` (as ``dvc repro`` does
+    for the keys this project uses: plain values of params.yaml, no ``vars``); an unknown key raises."""
+    if not _TEMPLATE.search(text):
+        return text
+    params = yaml.safe_load((Path(repo) / "params.yaml").read_text()) or {}
+
+    def value(match: re.Match) -> str:
+        node: Any = params
+        for part in match.group(1).split("."):
+            if not isinstance(node, dict) or part not in node:
+                raise ValueError(f"{match.group(0)}: no key {match.group(1)!r} in {Path(repo) / 'params.yaml'}")
+            node = node[part]
+        if isinstance(node, (dict, list, bool)) or node is None:
+            raise ValueError(f"{match.group(0)}: {match.group(1)!r} is not a string or number")
+        return str(node)
+
+    return _TEMPLATE.sub(value, text)
+
+
 def stage_command(repo: str | Path, stage: str) -> list[str]:
-    """The stage's ``cmd`` from ``dvc.yaml`` as argv, with ``python`` replaced by this interpreter."""
+    """The stage's ``cmd`` from ``dvc.yaml`` as argv, templates filled in from ``params.yaml``
+    (``${kernel_path}``), with ``python`` replaced by this interpreter (``python -m genprm.kernels``
+    runs the stage's own ``python`` under the same interpreter)."""
     cmd = stage_spec(repo, stage)["cmd"]
     if not isinstance(cmd, str):
         raise ValueError(f"stage {stage!r}: expected one command string, got {cmd!r}")
-    argv = shlex.split(cmd)
+    argv = shlex.split(resolve_templates(repo, cmd))
     if argv and argv[0] in ("python", "python3"):
         argv[0] = sys.executable
     return argv

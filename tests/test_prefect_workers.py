@@ -69,9 +69,12 @@ def test_deployments_have_cron_pool_and_repo_source(repo, load_script):
 
 def test_shard_command_is_the_stage_command_plus_shard_args(repo, load_script):
     sharded = load_script(repo / "flows" / "sharded.py")
-    cmd = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]["montecarlo"]["cmd"].split()
+    cmd = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]["montecarlo"]["cmd"]
+    kernel_path = yaml.safe_load((repo / "params.yaml").read_text())["kernel_path"]
     argv = sharded.shard_command(repo, "montecarlo", 1, 3)
-    assert argv[0] == sys.executable and argv[1:-5] == cmd[1:]
+    # the stage runs under params.yaml's kernel path: DVC's ${kernel_path} is filled in as dvc repro does
+    assert argv[0] == sys.executable and argv[1:-5] == cmd.replace("${kernel_path}", kernel_path).split()[1:]
+    assert argv[1:5] == ["-m", "genprm.kernels", kernel_path, "--"] and argv[5] == "python"
     assert argv[-5:] == ["--shard-index", "1", "--num-shards", "3", "--no-merge"]
     with pytest.raises(ValueError, match="cannot be sharded"):
         sharded.shard_command(repo, "labels", 0, 2)
@@ -153,7 +156,8 @@ def shard_repo(repo, tmp_path_factory):
         shutil.copytree(repo / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
     spec = yaml.safe_load((repo / "dvc.yaml").read_text())
     (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"rollout": spec["stages"]["rollout"]}}, sort_keys=False))
-    params = {"rollout": ROLLOUT, "sampling": {"prompt": {"system": None, "demonstrations": []}}}  # keys dvc.yaml lists
+    params = {"seed": 0, "kernel_path": "native", "rollout": ROLLOUT,  # keys dvc.yaml lists or fills in
+              "sampling": {"prompt": {"system": None, "demonstrations": []}}}
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     write_records(root / "data/prepared/train.jsonl", generate_problems(12, 7))
     prebuilt = os.environ.get("GENPRM_LABELING_POLICY")

@@ -190,10 +190,11 @@ def _add_track(sub: argparse._SubParsersAction) -> None:
 
 
 def _registrars() -> list[Callable[[argparse._SubParsersAction], None]]:
+    from genprm.bands import add_parser as add_bands
     from genprm.grading import add_parser as add_grade
     from genprm.sandbox.cli import add_parser as add_sandbox
 
-    return [add_grade, add_sandbox, _add_world, _add_data, _add_config, _add_model, _add_track]
+    return [add_grade, add_sandbox, _add_world, _add_data, _add_config, _add_model, _add_track, add_bands]
 
 
 def build_parser() -> argparse.ArgumentParser:

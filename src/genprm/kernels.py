@@ -17,13 +17,26 @@ Use::
     env = {**os.environ, **kernel_env("avx2")}
     subprocess.run([...], env=env)
     kernel_report()   # {"aten": "AVX2", "mkl_cbwr": ..., ...} of the running process
+
+From the shell (how every stage of ``dvc.yaml`` runs, with the path from ``params.yaml``)::
+
+    python -m genprm.kernels avx2 -- python stages/policy.py --params params.yaml
+
+sets the path's variables (and clears the other kernel variables, so an inherited one cannot
+leak into ``native``) and replaces itself with the command (``os.execvp``: same process id,
+exit status and signals). A command named ``python`` / ``python3`` runs under this interpreter.
 """
 
 from __future__ import annotations
 
+import argparse
+import logging
 import os
+import sys
 
-__all__ = ["KERNEL_PATHS", "kernel_env", "kernel_report"]
+__all__ = ["KERNEL_PATHS", "kernel_env", "kernel_report", "active_kernel_env", "command_env", "main"]
+
+log = logging.getLogger(__name__)
 
 KERNEL_PATHS: dict[str, dict[str, str]] = {
     "native": {},
@@ -45,6 +58,11 @@ def kernel_env(path: str) -> dict[str, str]:
     return dict(KERNEL_PATHS[path])
 
 
+def active_kernel_env() -> dict[str, str]:
+    """The kernel variables set in this process (empty under ``native``): what a result computed here depends on."""
+    return {k: os.environ[k] for k in _VARIABLES if k in os.environ}
+
+
 def kernel_report() -> dict[str, str | None]:
     """What this process runs: ATen's CPU capability and each kernel variable as set (None: unset)."""
     import torch
@@ -52,3 +70,47 @@ def kernel_report() -> dict[str, str | None]:
     report: dict[str, str | None] = {"aten": torch.backends.cpu.get_cpu_capability()}
     report.update({k: os.environ.get(k) for k in _VARIABLES})
     return report
+
+
+def command_env(path: str, base: dict[str, str] | None = None) -> dict[str, str]:
+    """``base`` (default: this environment) with kernel path ``path`` applied: its variables set and
+    the other kernel variables removed, so ``native`` means the libraries' own choice even when the
+    caller's environment carries an ``avx2`` variable."""
+    env = {k: v for k, v in (os.environ if base is None else base).items() if k not in _VARIABLES}
+    env.update(kernel_env(path))
+    return env
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m genprm.kernels PATH -- COMMAND ...``: run COMMAND under kernel path PATH (never returns on success)."""
+    ap = argparse.ArgumentParser(
+        prog="python -m genprm.kernels",
+        description="Run a command with the CPU kernel variables of one kernel path set (before torch is imported).",
+    )
+    ap.add_argument("path", help=f"kernel path: {', '.join(KERNEL_PATHS)}")
+    ap.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
+    args = ap.parse_args(argv)
+    command = list(args.cmd)
+    if command[:1] == ["--"]:
+        command = command[1:]
+    if not command:
+        ap.error("no command given (python -m genprm.kernels native -- python stages/policy.py)")
+    try:
+        env = command_env(args.path)
+    except ValueError as exc:
+        ap.error(str(exc))
+    if command[0] in ("python", "python3"):
+        command[0] = sys.executable
+    log.debug("kernel path %s: %s", args.path, kernel_env(args.path))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execvpe(command[0], command, env)
+    except OSError as exc:
+        print(f"python -m genprm.kernels: cannot run {command[0]!r}: {exc}", file=sys.stderr)
+        return 127
+    return 0  # not reached: execvpe replaced this process
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

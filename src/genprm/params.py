@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from genprm.config import (
     ConfigError,
@@ -24,6 +24,7 @@ from genprm.config import (
     load_yaml,
 )
 from genprm.evaluation.config import BestOfNConfig, CriticConfig, ProcessBenchEvalConfig
+from genprm.kernels import KERNEL_PATHS
 from genprm.labeling.config import LabelsConfig, MonteCarloConfig, RolloutConfig
 from genprm.rationale.config import SynthesisConfig
 from genprm.registry import RegisterConfig
@@ -38,6 +39,7 @@ class Params(Section):
     """All sections of a profile. Sections of later stages are added as those stages land."""
 
     seed: int = 0
+    kernel_path: str = Field("native", description="CPU kernel path every stage runs under (genprm.kernels)")
     world: WorldConfig = Field(default_factory=WorldConfig)
     prepare: PrepareConfig
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
@@ -53,6 +55,13 @@ class Params(Section):
     best_of_n: BestOfNConfig | None = None
     critic: CriticConfig | None = None
     registry: RegisterConfig | None = None
+
+    @field_validator("kernel_path")
+    @classmethod
+    def _known_kernel_path(cls, value: str) -> str:
+        if value not in KERNEL_PATHS:
+            raise ValueError(f"unknown kernel path {value!r}; known: {', '.join(KERNEL_PATHS)}")
+        return value
 
     @model_validator(mode="after")
     def _world_shapes(self) -> Params:
@@ -81,6 +90,6 @@ def load_params(path: str | os.PathLike = "params.yaml") -> Params:
     except ValidationError as exc:
         raise ConfigError(describe_error(exc, Params, path)) from None
     for name in type(params).model_fields:
-        if name != "seed":
+        if name not in ("seed", "kernel_path"):
             derive_seeds(getattr(params, name), params.seed)
     return params

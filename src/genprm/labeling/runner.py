@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from genprm.config import PolicyPrompt
+from genprm.kernels import active_kernel_env
 from genprm.labeling.config import LabelsConfig, MonteCarloConfig, RolloutConfig
 from genprm.labeling.shards import fingerprint, folder_stamp, merge_shards, run_shards, sum_stats
 from genprm.quality import GateError, StageOutputError
@@ -67,10 +68,13 @@ def _factory(cfg: RolloutConfig | MonteCarloConfig, model: str | Path | None) ->
 
 def _identity(stage: str, cfg: RolloutConfig | MonteCarloConfig, model: str | Path | None,
               prompt: PolicyPrompt | None) -> dict:
-    """What a stage's shards depend on: the config, the policy's prompt, the model and the model folder's content."""
+    """What a stage's shards depend on: the config, the policy's prompt, the CPU kernel variables, the model and
+    the model folder's content."""
     settings = cfg.engine.resolved_settings(model)
     shown = {"prompt": prompt.model_dump(mode="json")} if prompt is not None and prompt != PolicyPrompt() else {}
-    return {"stage": stage, **cfg.model_dump(mode="json"), **shown, "settings": settings,
+    # shards made under another CPU kernel path (genprm.kernels) are not reused; none set: native, as before
+    kernels = {"kernels": active} if (active := active_kernel_env()) else {}
+    return {"stage": stage, **cfg.model_dump(mode="json"), **shown, **kernels, "settings": settings,
             "model_stamp": folder_stamp(settings["model"])}
 
 
