@@ -103,3 +103,13 @@ def test_shards_of_another_kernel_path_are_not_reused(tmp_path, monkeypatch):
     for name, value in KERNEL_PATHS["avx2"].items():
         monkeypatch.setenv(name, value)
     assert _identity("rollout", cfg, tmp_path, None) == {**native, "kernels": KERNEL_PATHS["avx2"]}
+
+
+def test_a_repository_copy_runs_its_own_library(tmp_path):
+    """In a folder holding src/genprm (a DVC experiment's copy), the command imports that copy first."""
+    (tmp_path / "src" / "genprm").mkdir(parents=True)
+    code = "import os, sys; print(sys.path[1])"  # sys.path[0] is '' for -c; PYTHONPATH comes next
+    proc = subprocess.run([sys.executable, "-m", "genprm.kernels", "native", "--", "python", "-c", code],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(tmp_path / "src")

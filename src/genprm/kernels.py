@@ -33,6 +33,7 @@ import argparse
 import logging
 import os
 import sys
+from pathlib import Path
 
 __all__ = ["KERNEL_PATHS", "kernel_env", "kernel_report", "active_kernel_env", "command_env", "main"]
 
@@ -101,6 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(str(exc))
     if command[0] in ("python", "python3"):
         command[0] = sys.executable
+    if (Path.cwd() / "src" / "genprm").is_dir():
+        # a DVC experiment runs in its own copy of the repository: its stages import that copy's
+        # library, not the editable install's (the workspace, which may have changed since)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path.cwd() / "src"), env.get("PYTHONPATH")]))
     log.debug("kernel path %s: %s", args.path, kernel_env(args.path))
     sys.stdout.flush()
     sys.stderr.flush()
