@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             Candidate(answer=s.final_answer, correct=bool(s.correct), step_rewards=s.metadata["step_rewards"])
         )
     curves = best_of_n_curves(list(by_problem.values()), n_max=cfg.n_max, draws=cfg.draws, seed=cfg.seed,
-                              vote_score=cfg.vote_score)
+                              vote_score=cfg.vote_score, tie_margin=cfg.tie_margin)
     top = str(cfg.n_max)
     metrics = {
         "problems": len(problems),

@@ -32,6 +32,23 @@ def test_selection_methods():
         select(CANDS, "prm_max")
 
 
+def test_near_ties_go_to_the_answer_most_candidates_share():
+    # an accepted wrong answer scores a hair above two accepted correct ones: noise, not evidence
+    near = [C("9", False, 0.99999, 0.99998), C("8", True, 0.9999, 0.9999), C("8", True, 0.9998, 0.99985),
+            C("6", False, 0.2, 0.1)]
+    assert select(near, "prm_min") is False  # tie_margin 0: the highest score wins
+    assert select(near, "prm_min", tie_margin=0.01) is True  # tied within 0.01: "8" has two votes
+    # outside the margin the score decides, however many candidates share an answer
+    far = [C("9", False, 0.99, 0.99), C("8", True, 0.9, 0.9), C("8", True, 0.9, 0.9)]
+    assert select(far, "prm_min", tie_margin=0.01) is False
+    # exact ties go to the shared answer even at margin 0; equal votes: the earlier candidate
+    exact = [C("9", False, 1.0), C("8", True, 1.0), C("8", True, 1.0)]
+    assert select(exact, "prm_last") is True
+    assert select([C("9", False, 1.0), C("8", True, 1.0)], "prm_last") is False
+    curves = best_of_n_curves([near] * 3, n_max=4, draws=2, seed=0, tie_margin=0.01)
+    assert curves["prm_min"]["4"] == 100.0
+
+
 def test_equivalence_merges_groups():
     cands = [C("0.5", True, 0.5), C("\\frac{1}{2}", True, 0.5), C("3", False, 0.5)]
     # tie (1 vs 1 vs 1) -> first group; with equivalence 0.5 and 1/2 merge into 2 votes

@@ -6,7 +6,10 @@ drawn without replacement ``draws`` times with a seed; each method's accuracy (p
 averaged over draws and problems:
 
 - ``prm_last`` / ``prm_min`` / ``prm_avg``: the candidate with the highest last / minimum /
-  mean step reward (ties: the earlier candidate in the subset);
+  mean step reward. Candidates within ``tie_margin`` of the best score are tied (the PRM cannot
+  tell them apart: several solutions at P(Yes) 0.9999 differ by noise, not by evidence); a tie
+  goes to the candidate whose answer most candidates of the subset share, then to the earlier
+  one. ``tie_margin=0`` ties only equal scores;
 - ``majority``: the most frequent final answer (answers grouped by exact match after
   :func:`normalise_answer`, optionally merged with :func:`genprm.grading.is_equivalent`;
   candidates without an answer do not vote);
@@ -102,8 +105,9 @@ def select(
     *,
     vote_score: Aggregate = "last",
     equivalent: Callable[[str, str], bool] | None = None,
+    tie_margin: float = 0.0,
 ) -> bool:
-    """Whether ``method`` picks a correct answer among ``cands``."""
+    """Whether ``method`` picks a correct answer among ``cands`` (``tie_margin``: see the module docstring)."""
     if not cands:
         raise ValueError("no candidates")
     if method not in METHODS:
@@ -113,7 +117,15 @@ def select(
     if method.startswith("prm_") and method != "prm_vote":
         how = method.removeprefix("prm_")
         scores = [aggregate(c.step_rewards, how) for c in cands]  # type: ignore[arg-type]
-        best = max(range(len(cands)), key=lambda i: (scores[i], -i))
+        top = max(scores)
+        tied = [i for i in range(len(cands)) if scores[i] >= top - tie_margin]
+        if len(tied) == 1:
+            return cands[tied[0]].correct
+        votes = [0] * len(cands)
+        for g in _groups(cands, equivalent):
+            for i in g:
+                votes[i] = len(g)
+        best = max(tied, key=lambda i: (votes[i], -i))
         return cands[best].correct
     if method in ("majority", "prm_vote"):
         groups = _groups(cands, equivalent)
@@ -148,6 +160,7 @@ def best_of_n_curves(
     methods: Sequence[str] = METHODS,
     vote_score: Aggregate = "last",
     equivalent: Callable[[str, str], bool] | None = None,
+    tie_margin: float = 0.0,
 ) -> dict[str, dict[str, float]]:
     """``{method: {str(N): accuracy %}}`` averaged over ``draws`` random subsets per problem.
 
@@ -172,7 +185,7 @@ def best_of_n_curves(
             for _ in range(draws):
                 subset = [cands[i] for i in rng.sample(range(len(cands)), n)]
                 for m in methods:
-                    totals[m] += select(subset, m, vote_score=vote_score, equivalent=equivalent)
+                    totals[m] += select(subset, m, vote_score=vote_score, equivalent=equivalent, tie_margin=tie_margin)
         for m in methods:
             curves[m][str(n)] = 100.0 * totals[m] / (len(problems) * draws)
     return curves

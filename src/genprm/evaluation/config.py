@@ -68,6 +68,10 @@ class BestOfNConfig(Section):
     draws: int = Field(20, ge=1)
     seed: int = 0
     vote_score: Literal["last", "min", "avg"] = "last"
+    tie_margin: float = Field(
+        0.0, ge=0, le=1, description="PRM-Last/Min/Avg: scores within this of the best are tied; the answer "
+        "most candidates share wins a tie (0: only equal scores tie)",
+    )
     use_equivalence: bool = Field(False, description="merge answer groups with grading.is_equivalent")
     verifier: VerifierConfig = Field(default_factory=VerifierConfig)
 
