@@ -105,3 +105,27 @@ def test_vllm_loads_the_policy(tiny_runs):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=400)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "GENERATED" in r.stdout
+
+
+def test_training_draws_corrupt_each_problem_afresh():
+    """A problem's injected slip is drawn at every draw: the rate is the mix's, never fixed per problem."""
+    from genprm.world.policy import _Examples, tokenizer_corpus
+    from genprm.world.tokenizer import train_tokenizer
+
+    problems = generate_problems(40, 5, WORLD)
+    tok = train_tokenizer(tokenizer_corpus(problems, 0), vocab_size=300)
+    cfg = PolicyConfig(error_share=0.4, arithmetic_share=0.5)
+    ex = _Examples(problems, tok, cfg, random.Random(0))
+    answers_by_problem: dict[int, set[tuple[int, ...]]] = {}
+    wrong = total = 0
+    for ids, plen in ex.draw(4000):
+        i = next(k for k, p in enumerate(ex.prompt_ids) if p == ids[:plen])
+        answers_by_problem.setdefault(i, set()).add(tuple(ids[plen:]))
+        wrong += ids[plen:] != ex.clean_ids[i]
+        total += 1
+    assert abs(wrong / total - 0.4) < 0.03
+    # each problem shows its correct answer and several different slips over the draws
+    assert all(len(v) >= 3 for v in answers_by_problem.values())
+    # every draw decodes to the chat prompt plus a step-formatted answer ending with EOS
+    ids, plen = ex.draw(1)[0]
+    assert tok.decode(ids[plen:]).startswith("Step 1:") and ids[-1] == tok.eos_token_id

@@ -23,6 +23,7 @@ import math
 import random
 import time
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -88,6 +89,8 @@ class PolicyConfig(BaseModel):
     weight_decay: float = 0.01
     error_share: float = Field(0.4, ge=0, le=1, description="share of training solutions with one injected wrong step")
     arithmetic_share: float = Field(0.5, ge=0, le=1, description="of injected errors, the share that are arithmetic slips")
+    numbers: Literal["digits", "whole"] = Field(
+        "digits", description="the tokenizer reads numbers digit by digit or as whole-number tokens")
     threads: int = Field(1, ge=1, description="torch CPU threads (1 is fastest for a model this small)")
 
 
@@ -147,23 +150,43 @@ def tokenizer_corpus(problems: list[Problem], seed: int) -> list[str]:
     return texts
 
 
-def _examples(problems: list[Problem], tokenizer, cfg: PolicyConfig, rng: random.Random) -> list[tuple[list[int], int]]:
-    """(token ids, prompt length) per training problem, with errors injected at the configured rate."""
-    out = []
-    for p in problems:
-        chain = parse_problem(p.problem)
-        if rng.random() < cfg.error_share:
-            kind = "arithmetic" if rng.random() < cfg.arithmetic_share else "copy"
-            steps = corrupt_steps(chain, rng, kind)
-        else:
-            steps = reference_steps(chain)
-        prompt = tokenizer.apply_chat_template(policy_messages(p.problem), tokenize=False, add_generation_prompt=True)
-        answer = format_steps(steps) + tokenizer.eos_token
-        assert answer.startswith(STEP_PREFIX)
-        p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        a_ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
-        out.append((p_ids + a_ids, len(p_ids)))
-    return out
+class _Examples:
+    """Training examples whose injected error is drawn afresh at every draw.
+
+    A problem's solution is corrupted (at ``error_share``, kind by ``arithmetic_share``) each time
+    the problem is drawn, never once for the whole run: with a fixed corruption the policy learns
+    *which* training problems carry a slip, and on new problems slips less than its mix says (0.74
+    accuracy for a mix that sets 0.65, after 1,200 steps). Drawn afresh, the only thing to learn
+    is the rate. Prompts and correct answers are tokenized once; corrupted answers at each draw.
+    """
+
+    def __init__(self, problems: list[Problem], tokenizer, cfg: PolicyConfig, rng: random.Random):
+        self.tokenizer, self.cfg, self.rng = tokenizer, cfg, rng
+        self.chains = [parse_problem(p.problem) for p in problems]
+        prompts = [tokenizer.apply_chat_template(policy_messages(p.problem), tokenize=False, add_generation_prompt=True)
+                   for p in problems]
+        self.prompt_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
+        self.clean_ids = self._answers([reference_steps(c) for c in self.chains])
+
+    def _answers(self, solutions: list[list[str]]) -> list[list[int]]:
+        texts = [format_steps(steps) + self.tokenizer.eos_token for steps in solutions]
+        assert all(t.startswith(STEP_PREFIX) for t in texts)
+        return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+
+    def draw(self, n: int) -> list[tuple[list[int], int]]:
+        """``n`` random (token ids, prompt length) pairs, each corrupted at the configured rate."""
+        picks, corrupt = [], []
+        for _ in range(n):
+            i = self.rng.randrange(len(self.chains))
+            if self.rng.random() < self.cfg.error_share:
+                kind = "arithmetic" if self.rng.random() < self.cfg.arithmetic_share else "copy"
+                corrupt.append((len(picks), corrupt_steps(self.chains[i], self.rng, kind)))
+            picks.append(i)
+        answers = [self.clean_ids[i] for i in picks]
+        if corrupt:
+            for (slot, _), ids in zip(corrupt, self._answers([steps for _, steps in corrupt])):
+                answers[slot] = ids
+        return [(self.prompt_ids[i] + a, len(self.prompt_ids[i])) for i, a in zip(picks, answers)]
 
 
 def bootstrap_policy(problems: list[Problem], out_dir: str | Path, cfg: PolicyConfig | None = None) -> dict:
@@ -181,7 +204,7 @@ def bootstrap_policy(problems: list[Problem], out_dir: str | Path, cfg: PolicyCo
     rng = random.Random(cfg.seed)
 
     t0 = time.perf_counter()
-    tokenizer = train_tokenizer(tokenizer_corpus(problems, cfg.seed), vocab_size=cfg.model.vocab_size)
+    tokenizer = train_tokenizer(tokenizer_corpus(problems, cfg.seed), vocab_size=cfg.model.vocab_size, numbers=cfg.numbers)
     tok_seconds = time.perf_counter() - t0
 
     shape = cfg.model
@@ -200,7 +223,7 @@ def bootstrap_policy(problems: list[Problem], out_dir: str | Path, cfg: PolicyCo
         torch_dtype="float32",
     )
     model = LlamaForCausalLM(mcfg)
-    examples = _examples(problems, tokenizer, cfg, rng)
+    examples = _Examples(problems, tokenizer, cfg, rng)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
 
     def lr_at(step: int) -> float:
@@ -213,7 +236,7 @@ def bootstrap_policy(problems: list[Problem], out_dir: str | Path, cfg: PolicyCo
     losses: list[float] = []
     t1 = time.perf_counter()
     for step in progress(range(cfg.steps), desc="policy", unit="step"):
-        batch = [examples[rng.randrange(len(examples))] for _ in range(cfg.batch_size)]
+        batch = examples.draw(cfg.batch_size)
         width = max(len(ids) for ids, _ in batch)
         input_ids = torch.full((len(batch), width), tokenizer.pad_token_id, dtype=torch.long)
         labels = torch.full((len(batch), width), -100, dtype=torch.long)
