@@ -23,7 +23,6 @@ import math
 import random
 import time
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -89,8 +88,6 @@ class PolicyConfig(BaseModel):
     weight_decay: float = 0.01
     error_share: float = Field(0.4, ge=0, le=1, description="share of training solutions with one injected wrong step")
     arithmetic_share: float = Field(0.5, ge=0, le=1, description="of injected errors, the share that are arithmetic slips")
-    numbers: Literal["digits", "whole"] = Field(
-        "digits", description="the tokenizer reads numbers digit by digit or as whole-number tokens")
     threads: int = Field(1, ge=1, description="torch CPU threads (1 is fastest for a model this small)")
 
 
@@ -204,7 +201,7 @@ def bootstrap_policy(problems: list[Problem], out_dir: str | Path, cfg: PolicyCo
     rng = random.Random(cfg.seed)
 
     t0 = time.perf_counter()
-    tokenizer = train_tokenizer(tokenizer_corpus(problems, cfg.seed), vocab_size=cfg.model.vocab_size, numbers=cfg.numbers)
+    tokenizer = train_tokenizer(tokenizer_corpus(problems, cfg.seed), vocab_size=cfg.model.vocab_size)
     tok_seconds = time.perf_counter() - t0
 
     shape = cfg.model

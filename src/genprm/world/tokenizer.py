@@ -1,8 +1,6 @@
 """The world's tokenizer: a small byte-level BPE trained locally and deterministically.
 
-- numbers are read digit by digit (``numbers="digits"``, every digit a token of its own) or as
-  whole numbers (``numbers="whole"``: a run of digits is never split with other text, and the
-  BPE merges the frequent numbers into one token each, so ``17 - 9 = 8`` is a lookup of three tokens);
+- every digit is a token of its own (numbers are read digit by digit);
 - the GenPRM tags (``<analyze>`` ...) and ``Yes`` / ``No`` are single added tokens;
 - ChatML-style turns (``<|im_start|>role\\n ... <|im_end|>``) with a chat template that marks
   assistant content with ``{% generation %}`` so trainers can build assistant-only masks.
@@ -35,19 +33,14 @@ CHAT_TEMPLATE = (
 )
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int = 768, numbers: str = "digits"):
-    """Train the BPE on ``texts`` (deterministic for the same texts) and wrap it for transformers.
-
-    ``numbers``: ``digits`` (one token per digit) or ``whole`` (see the module docstring).
-    """
-    if numbers not in ("digits", "whole"):
-        raise ValueError(f"numbers must be 'digits' or 'whole', got {numbers!r}")
+def train_tokenizer(texts: Iterable[str], vocab_size: int = 768):
+    """Train the BPE on ``texts`` (deterministic for the same texts) and wrap it for transformers."""
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Digits(individual_digits=numbers == "digits"), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
     )
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
