@@ -6,6 +6,8 @@ engine at the rollout temperature on the held-out world problems and judges ever
 with the exact checker. Writes::
 
     models/policy/           config.json, model.safetensors, tokenizer files
+    models/genprm-base/      the model at the end of the first learning-rate cycle (``policy.base_steps``): the
+                             GenPRM's base (``train.base_model``); an empty folder without ``base_steps``
     metrics/policy.json      accuracy, first-error mix, loss
     timings/policy.json      tokenizer, training and sampling seconds (untracked)
     plots/policy_loss.json   the training loss curve (DVC plot)
@@ -34,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train", default="data/prepared/train.jsonl")
     ap.add_argument("--eval", default="data/prepared/eval/world_test.jsonl")
     ap.add_argument("--out", default="models/policy")
+    ap.add_argument("--base-out", default="models/genprm-base", help="the GenPRM's base (with policy.base_steps)")
     ap.add_argument("--metrics", default="metrics/policy.json")
     ap.add_argument("--timings", default=None,
                     help="durations (untracked; default: timings/<stage>.json beside the metrics folder)")
@@ -44,8 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     params = load_params(args.params)
     cfg = params.policy
     problems = read_records(args.train, Problem)
-    with replace_dir(args.out) as tmp:
-        report = bootstrap_policy(problems, tmp, cfg)
+    with replace_dir(args.out) as tmp, replace_dir(args.base_out) as base_tmp:
+        report = bootstrap_policy(problems, tmp, cfg, base_dir=base_tmp if cfg.base_steps else None)
     log.info("policy trained in %.1f s (%d steps), final loss %.4f", report["train_seconds"], cfg.steps, report["final_loss"])
     ev, sampling = params.policy_eval, params.sampling
     eval_problems = read_records(args.eval, Problem)[: ev.problems]

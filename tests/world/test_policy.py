@@ -129,3 +129,22 @@ def test_training_draws_corrupt_each_problem_afresh():
     # every draw decodes to the chat prompt plus a step-formatted answer ending with EOS
     ids, plen = ex.draw(1)[0]
     assert tok.decode(ids[plen:]).startswith("Step 1:") and ids[-1] == tok.eos_token_id
+
+
+def test_two_cycles_save_the_genprm_base_at_the_end_of_the_first(tmp_path):
+    from safetensors.torch import load_file
+
+    problems = generate_problems(60, 3, WORLD)
+    cfg = PolicyConfig(steps=12, base_steps=5, batch_size=4, warmup_steps=2, model=ModelShape(vocab_size=400))
+    assert cfg.cycles() == [5, 7]
+    bootstrap_policy(problems, tmp_path / "policy", cfg, base_dir=tmp_path / "base")
+    base = load_file(tmp_path / "base" / "model.safetensors")
+    final = load_file(tmp_path / "policy" / "model.safetensors")
+    assert base.keys() == final.keys() and any((base[k] != final[k]).any() for k in base)
+    assert (tmp_path / "base" / "tokenizer.json").read_text() == (tmp_path / "policy" / "tokenizer.json").read_text()
+    # the base is the first cycle's model: a run of only those steps gives the same weights
+    bootstrap_policy(problems, tmp_path / "short", cfg.model_copy(update={"steps": 5, "base_steps": None}))
+    short = load_file(tmp_path / "short" / "model.safetensors")
+    assert all((base[k] == short[k]).all() for k in base)
+    with pytest.raises(ValueError, match="base_steps"):
+        PolicyConfig(steps=5, base_steps=5)

@@ -82,6 +82,10 @@ class PolicyConfig(BaseModel):
     seed: int = 0
     model: ModelShape = Field(default_factory=ModelShape)
     steps: int = Field(1200, ge=1, description="optimizer steps")
+    base_steps: int | None = Field(
+        None, ge=1, description="steps of a first learning-rate cycle; the model at its end is the GenPRM's base "
+        "(bootstrap_policy's base_dir), then a second cycle trains the policy for the remaining steps",
+    )
     batch_size: int = Field(16, ge=1)
     lr: float = Field(3e-3, gt=0)
     warmup_steps: int = Field(50, ge=0)
@@ -89,6 +93,16 @@ class PolicyConfig(BaseModel):
     error_share: float = Field(0.4, ge=0, le=1, description="share of training solutions with one injected wrong step")
     arithmetic_share: float = Field(0.5, ge=0, le=1, description="of injected errors, the share that are arithmetic slips")
     threads: int = Field(1, ge=1, description="torch CPU threads (2 on a 2-core CPU: 1.7x the steps per second of 1)")
+
+    @model_validator(mode="after")
+    def _cycles(self) -> PolicyConfig:
+        if self.base_steps is not None and self.base_steps >= self.steps:
+            raise ValueError(f"base_steps ({self.base_steps}) must be below steps ({self.steps})")
+        return self
+
+    def cycles(self) -> list[int]:
+        """Lengths of the learning-rate cycles (warm-up then cosine decay each)."""
+        return [self.steps] if self.base_steps is None else [self.base_steps, self.steps - self.base_steps]
 
 
 def _slip(value: int, rng: random.Random) -> int:
@@ -186,8 +200,17 @@ class _Examples:
         return [(self.prompt_ids[i] + a, len(self.prompt_ids[i])) for i, a in zip(picks, answers)]
 
 
-def bootstrap_policy(problems: list[Problem], out_dir: str | Path, cfg: PolicyConfig | None = None) -> dict:
-    """Train tokenizer and policy on ``problems``; save a standard model folder; return a report."""
+def bootstrap_policy(
+    problems: list[Problem], out_dir: str | Path, cfg: PolicyConfig | None = None, base_dir: str | Path | None = None
+) -> dict:
+    """Train tokenizer and policy on ``problems``; save a standard model folder; return a report.
+
+    With ``cfg.base_steps``, training runs two learning-rate cycles and the model at the end of
+    the first is saved to ``base_dir`` (when given): the GenPRM's base. A policy trained until its
+    own slips are gone is a poor base for the GenPRM (its fine-tuning stayed at loss 0.06 and F1 6
+    from a 2,000-step policy, against loss 0.04 after 290 steps from an 800-step one), so the base
+    is the model of the shorter first cycle and the policy the model after both.
+    """
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
@@ -223,11 +246,29 @@ def bootstrap_policy(problems: list[Problem], out_dir: str | Path, cfg: PolicyCo
     examples = _Examples(problems, tokenizer, cfg, rng)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
 
+    cycles = cfg.cycles()
+
     def lr_at(step: int) -> float:
+        for length in cycles:  # the step within its cycle
+            if step < length:
+                break
+            step -= length
         if step < cfg.warmup_steps:
             return cfg.lr * (step + 1) / cfg.warmup_steps
-        frac = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+        frac = (step - cfg.warmup_steps) / max(1, length - cfg.warmup_steps)
         return cfg.lr * 0.5 * (1 + math.cos(math.pi * frac))
+
+    def save(folder: Path) -> None:
+        model.eval()
+        model.generation_config = GenerationConfig(
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        folder.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        model.train()
 
     model.train()
     losses: list[float] = []
@@ -252,17 +293,11 @@ def bootstrap_policy(problems: list[Problem], out_dir: str | Path, cfg: PolicyCo
         losses.append(float(loss.detach()))
         if step % 200 == 0 or step == cfg.steps - 1:
             log.info("policy step %d/%d loss %.4f", step + 1, cfg.steps, losses[-1])
+        if base_dir is not None and len(cycles) > 1 and step == cycles[0] - 1:
+            save(Path(base_dir))
+            log.info("GenPRM base saved after %d steps to %s", step + 1, base_dir)
     train_seconds = time.perf_counter() - t1
-
-    model.eval()
-    model.generation_config = GenerationConfig(
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
+    save(out_dir)
     return {
         "parameters": sum(p.numel() for p in model.parameters()),
         "vocab_size": len(tokenizer),
