@@ -12,7 +12,8 @@ import pytest
 
 from genprm.world.checker import check_solution
 from genprm.world.policy import ModelShape, PolicyConfig, bootstrap_policy, corrupt_steps, measure_policy
-from genprm.world.problems import WorldConfig, generate_problems, parse_problem, render_problem
+from genprm.steps import format_steps
+from genprm.world.problems import WorldConfig, generate_problems, parse_problem, reference_steps, render_problem
 from genprm.records import Solution
 
 WORLD = WorldConfig(max_value=30, max_multiplicand=9)
@@ -114,7 +115,7 @@ def test_training_draws_corrupt_each_problem_afresh():
 
     problems = generate_problems(40, 5, WORLD)
     tok = train_tokenizer(tokenizer_corpus(problems, 0), vocab_size=300)
-    cfg = PolicyConfig(error_share=0.4, arithmetic_share=0.5)
+    cfg = PolicyConfig(error_share=0.4, arithmetic_share=0.5, slips="fresh")
     ex = _Examples(problems, tok, cfg, random.Random(0))
     answers_by_problem: dict[int, set[tuple[int, ...]]] = {}
     wrong = total = 0
@@ -148,3 +149,19 @@ def test_two_cycles_save_the_genprm_base_at_the_end_of_the_first(tmp_path):
     assert all((base[k] == short[k]).all() for k in base)
     with pytest.raises(ValueError, match="base_steps"):
         PolicyConfig(steps=5, base_steps=5)
+
+
+def test_fixed_slips_are_drawn_once_per_problem():
+    from genprm.world.policy import _Examples, tokenizer_corpus
+    from genprm.world.tokenizer import train_tokenizer
+
+    problems = generate_problems(40, 5, WORLD)
+    tok = train_tokenizer(tokenizer_corpus(problems, 0), vocab_size=300)
+    ex = _Examples(problems, tok, PolicyConfig(error_share=0.4, arithmetic_share=0.5, slips="fixed"), random.Random(0))
+    seen: dict[tuple[int, ...], set[tuple[int, ...]]] = {}
+    for ids, plen in ex.draw(2000):
+        seen.setdefault(tuple(ids[:plen]), set()).add(tuple(ids[plen:]))
+    assert all(len(v) == 1 for v in seen.values())  # each problem always shows the same solution
+    wrong = sum(a != tuple(tok(format_steps(reference_steps(c)) + tok.eos_token, add_special_tokens=False)["input_ids"])
+                for c, a in zip(ex.chains, map(tuple, ex.clean_ids)))
+    assert 0.2 < wrong / len(problems) < 0.6
