@@ -36,10 +36,12 @@ def test_repository_readme_matches_the_metrics(rr, repo):
 def test_check_catches_a_changed_number_in_the_readme(rr, copy, caplog):
     text = (copy / "README.md").read_text()
     head, inside, tail = rr.split_readme(text)
-    assert "**F1 87.5 at Pass@1**" in inside
-    (copy / "README.md").write_text(head + inside.replace("**F1 87.5 at Pass@1**", "**F1 88.5 at Pass@1**") + tail)
+    f1 = json.loads((copy / "metrics" / "processbench.json").read_text())["pass@1"]["average_f1"]
+    have, wrong = f"**F1 {f1:.1f} at Pass@1**", f"**F1 {f1 + 1:.1f} at Pass@1**"
+    assert have in inside
+    (copy / "README.md").write_text(head + inside.replace(have, wrong) + tail)
     assert _check(rr, copy) == 1
-    assert "F1 88.5" in caplog.text and "F1 87.5" in caplog.text  # the first difference, both sides
+    assert f"F1 {f1 + 1:.1f}" in caplog.text and f"F1 {f1:.1f}" in caplog.text  # the first difference, both sides
 
 
 def test_check_catches_a_changed_metrics_file_and_render_repairs_it(rr, copy, caplog):
@@ -51,7 +53,7 @@ def test_check_catches_a_changed_metrics_file_and_render_repairs_it(rr, copy, ca
     args = ["--readme", str(copy / "README.md"), "--template", str(copy / "results.md.in"),
             "--metrics-dir", str(copy / "metrics")]
     assert rr.main(args) == 0
-    assert "**PRM-Min 71.0**" in (copy / "README.md").read_text()
+    assert "PRM-Min 71.0" in (copy / "README.md").read_text()
     assert _check(rr, copy) == 0
     outside = lambda t: (lambda h, _, a: h + a)(*rr.split_readme(t))  # noqa: E731
     assert outside((copy / "README.md").read_text()) == outside((rr.ROOT / "README.md").read_text())

@@ -219,10 +219,10 @@ def bootstrap_policy(
     """Train tokenizer and policy on ``problems``; save a standard model folder; return a report.
 
     With ``cfg.base_steps``, training runs two learning-rate cycles and the model at the end of
-    the first is saved to ``base_dir`` (when given): the GenPRM's base. A policy trained until its
-    own slips are gone is a poor base for the GenPRM (its fine-tuning stayed at loss 0.06 and F1 6
-    from a 2,000-step policy, against loss 0.04 after 290 steps from an 800-step one), so the base
-    is the model of the shorter first cycle and the policy the model after both.
+    the first is saved to ``base_dir`` (when given), a base for the GenPRM that is not the fully
+    trained policy (``train.base_model``). Measured once (README, "How far these numbers hold"): from
+    a 2,000-step policy the GenPRM's fine-tuning stayed at loss 0.06; from the 800-step first cycle
+    it reached 0.030-0.017 (800-1,200 GenPRM steps), yet rejected most correct steps (F1 26-29).
     """
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
