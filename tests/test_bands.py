@@ -62,7 +62,7 @@ def test_collect_writes_the_bands_json_shape():
     assert out["metrics"]["labels RPE F1"]["source"] == "labels:quality.rpe@0.8.f1"
     assert {m.name for m in bands.HEADLINE} == set(out["metrics"])
     for c in out["criteria"].values():
-        assert c["all_ok"] and len(c["held"]) == 4 and {"rule", "held", "all_ok"} == set(c)
+        assert c["all_ok"] and len(c["held"]) == 4 and c["ok_runs"] == 4 and {"rule", "held", "ok_runs", "all_ok"} == set(c)
         assert set(c["held"][0]) == {"seed", "kernel_path", "value", "ok"}
     json.dumps(out)  # JSON-ready
 
@@ -81,6 +81,7 @@ def test_each_criterion_fails_when_it_should(change, criterion):
     failed = {name for name, c in out["criteria"].items() if not c["all_ok"]}
     assert failed == {criterion}
     assert [h["ok"] for h in out["criteria"][criterion]["held"]] == [True, False]
+    assert out["criteria"][criterion]["ok_runs"] == 1
 
 
 def test_missing_metrics_fail_the_criteria_that_need_them():

@@ -239,7 +239,8 @@ def collect(runs: Sequence[Mapping[str, Any]], metrics: Sequence[Metric] = HEADL
         for r, v in zip(runs, per_run, strict=True):
             verdict = check(v, r.get("params") or {}, [c])[c.name]
             held.append({**_cell(r), **verdict})
-        out["criteria"][c.name] = {"rule": c.rule, "held": held, "all_ok": bool(held) and all(h["ok"] for h in held)}
+        out["criteria"][c.name] = {"rule": c.rule, "held": held, "ok_runs": sum(h["ok"] for h in held),
+                                   "all_ok": bool(held) and all(h["ok"] for h in held)}
     return out
 
 
