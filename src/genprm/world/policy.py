@@ -182,15 +182,16 @@ class _Examples:
                    for p in problems]
         self.prompt_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
         if cfg.slips == "fixed":  # one draw per problem, in order, before any batch is drawn
-            self.clean_ids = self._answers([self._solution(c) for c in self.chains])
+            self.clean_ids = self._answers([self._slip(c) or reference_steps(c) for c in self.chains])
         else:
             self.clean_ids = self._answers([reference_steps(c) for c in self.chains])
 
-    def _solution(self, chain: Chain) -> list[str]:
+    def _slip(self, chain: Chain) -> list[str] | None:
+        """A solution with one injected slip at the configured rate and mix; None: no slip this time."""
         if self.rng.random() < self.cfg.error_share:
             kind = "arithmetic" if self.rng.random() < self.cfg.arithmetic_share else "copy"
             return corrupt_steps(chain, self.rng, kind)
-        return reference_steps(chain)
+        return None
 
     def _answers(self, solutions: list[list[str]]) -> list[list[int]]:
         texts = [format_steps(steps) + self.tokenizer.eos_token for steps in solutions]
@@ -202,9 +203,8 @@ class _Examples:
         picks, corrupt = [], []
         for _ in range(n):
             i = self.rng.randrange(len(self.chains))
-            if self.cfg.slips == "fresh" and self.rng.random() < self.cfg.error_share:
-                kind = "arithmetic" if self.rng.random() < self.cfg.arithmetic_share else "copy"
-                corrupt.append((len(picks), corrupt_steps(self.chains[i], self.rng, kind)))
+            if self.cfg.slips == "fresh" and (steps := self._slip(self.chains[i])) is not None:
+                corrupt.append((len(picks), steps))
             picks.append(i)
         answers = [self.clean_ids[i] for i in picks]
         if corrupt:
