@@ -1,18 +1,21 @@
 """``make bands``: the whole pipeline once per cell of seeds x CPU kernel paths, as DVC experiments.
 
-For every cell it queues ``dvc exp run --queue -f -S seed=S -S kernel_path=P --name bands-sS-P``
-(``-f``: a cell of an earlier sweep with the same name is replaced, and every stage runs, none is
-taken from the cache), runs the queue (``dvc exp run --run-all -j JOBS``), reads each experiment's
-params and metrics files from ``dvc exp show --json`` and writes
+For every cell it runs ``dvc exp run --temp -f -S seed=S -S kernel_path=P --name bands-sS-P``
+(``--temp``: in a temporary copy of the repository, in the foreground; ``-f``: a cell of an earlier
+sweep with the same name is replaced, and every stage runs, none is taken from the cache), JOBS cells
+at a time, reads each experiment's params and metrics files from ``dvc exp show --json`` and writes
 
 - ``metrics/bands.json``: every run, each headline metric's values and band (min / median / max),
   each acceptance criterion per run (:mod:`genprm.bands`);
 - ``plots/bands.png``: one panel per headline metric, a dot per run coloured by kernel path;
 - one MLflow parent run ``bands`` with a child run per cell (unless ``--no-track``).
 
-The workspace is left as it was: queued experiments run in temporary copies of the repository
+The workspace is left as it was: the experiments run in temporary copies of the repository
 (committed files plus uncommitted changes to tracked files; untracked files are not copied).
 Results stay available as experiments (``dvc exp show``, ``dvc exp apply bands-s1-avx2``).
+DVC's background queue (``dvc exp run --queue`` + ``--run-all``) is not used: its worker can stop
+between experiments and leave ``--run-all`` waiting for ever (DVC issues 8165, 10398, 10428), which
+a sweep of several hours cannot afford. A cell that fails is logged and the others still run.
 
 Use::
 
@@ -65,10 +68,29 @@ def cells(seeds: Sequence[int], kernel_paths: Sequence[str], prefix: str = PREFI
     return [{"seed": s, "kernel_path": p, "name": exp_name(s, p, prefix)} for s in seeds for p in kernel_paths]
 
 
-def exp_command(cell: dict[str, Any], *, queue: bool) -> list[str]:
-    """``dvc exp run`` of one cell: queued (``make bands``) or at once in a temporary copy (``--temp``, the flow)."""
-    return [sys.executable, "-m", "dvc", "exp", "run", "--queue" if queue else "--temp", "-f",
+def exp_command(cell: dict[str, Any]) -> list[str]:
+    """``dvc exp run`` of one cell, at once in a temporary copy of the repository (``--temp``)."""
+    return [sys.executable, "-m", "dvc", "exp", "run", "--temp", "-f",
             "-S", f"seed={cell['seed']}", "-S", f"kernel_path={cell['kernel_path']}", "--name", cell["name"]]
+
+
+def run_cells(repo: str | Path, wanted: Sequence[dict[str, Any]], jobs: int = 1) -> list[str]:
+    """Run every cell's experiment, ``jobs`` at a time; returns the names of the cells whose run failed
+    (DVC's output of those is logged)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(cell: dict[str, Any]) -> str | None:
+        log.info("cell %s: started", cell["name"])
+        proc = dvc(repo, *exp_command(cell)[3:], capture=True, check=False)
+        if proc.returncode != 0:
+            log.error("cell %s failed (exit %d): %s", cell["name"], proc.returncode,
+                      (proc.stderr or proc.stdout or "").strip()[-2000:])
+            return cell["name"]
+        log.info("cell %s: done", cell["name"])
+        return None
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        return [name for name in pool.map(one, wanted) if name]
 
 
 def dvc(repo: str | Path, *args: str, capture: bool = False, check: bool = True) -> subprocess.CompletedProcess:
@@ -156,13 +178,12 @@ def write_outputs(repo: str | Path, runs: Sequence[dict[str, Any]], *, out: str 
 
 def sweep(repo: str | Path = ".", seeds: Sequence[int] = SEEDS, kernel_paths: Sequence[str] = KERNEL_PATHS,
           jobs: int = 1, *, collect_only: bool = False, **outputs: Any) -> dict[str, Any]:
-    """Queue every cell, run the queue with ``jobs`` experiments at a time, collect and write the bands."""
+    """Run every cell, ``jobs`` experiments at a time, then collect and write the bands."""
     wanted = cells(seeds, kernel_paths)
     if not collect_only:
-        for cell in wanted:
-            dvc(repo, *exp_command(cell, queue=True)[3:])
-        if dvc(repo, "exp", "run", "--run-all", "-j", str(jobs), check=False).returncode != 0:
-            log.warning("some experiments failed (dvc queue status / dvc queue logs NAME); collecting the others")
+        failed = run_cells(repo, wanted, jobs)
+        if failed:
+            log.warning("cells that failed: %s; collecting the others", failed)
     runs = read_experiments(repo, wanted)
     if len(runs) < len(wanted):
         log.warning("%d of %d cells have results", len(runs), len(wanted))

@@ -1,6 +1,6 @@
 """The ``make bands`` sweep as Prefect flows, so its cells can spread over the workers of a work pool.
 
-- ``genprm-bands-cell`` (:func:`cell`): ONE cell, the same experiment as ``make bands`` queues, run at
+- ``genprm-bands-cell`` (:func:`cell`): ONE cell, the same experiment as ``make bands`` runs, at
   once in a temporary copy of the repository: ``dvc exp run --temp -f -S seed=S -S kernel_path=P
   --name bands-sS-P`` (``bench/bands.py``). The experiment lands in the repository's git refs.
 - ``genprm-bands`` (:func:`bands_sweep`): every cell of seeds x kernel paths, then the same collection
@@ -54,7 +54,7 @@ sharded = _load(_HERE.with_name("sharded.py"))
 @task(retries=1, retry_delay_seconds=30, task_run_name="{name}")
 def run_cell(repo: str, seed: int, kernel_path: str, name: str) -> str:
     """``dvc exp run --temp -f -S seed=.. -S kernel_path=.. --name NAME`` in ``repo``, its output logged."""
-    argv = driver.exp_command({"seed": seed, "kernel_path": kernel_path, "name": name}, queue=False)
+    argv = driver.exp_command({"seed": seed, "kernel_path": kernel_path, "name": name})
     sharded.run_logged(argv, Path(repo).resolve(), name)
     return name
 
