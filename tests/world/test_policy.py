@@ -149,6 +149,37 @@ def test_two_cycles_save_the_genprm_base_at_the_end_of_the_first(tmp_path):
     assert all((base[k] == short[k]).all() for k in base)
     with pytest.raises(ValueError, match="base_steps"):
         PolicyConfig(steps=5, base_steps=5)
+    with pytest.raises(ValueError, match="base_slips needs base_steps"):
+        PolicyConfig(steps=5, base_slips="fixed")
+
+
+def test_first_cycle_with_fixed_slips_then_fresh(tmp_path):
+    """base_slips: the base is exactly a fixed-slip run of base_steps; the second cycle draws its slips afresh."""
+    from safetensors.torch import load_file
+
+    from genprm.world.policy import _Examples, tokenizer_corpus
+    from genprm.world.tokenizer import train_tokenizer
+
+    problems = generate_problems(60, 3, WORLD)
+    cfg = PolicyConfig(steps=12, base_steps=5, base_slips="fixed", slips="fresh", batch_size=4, warmup_steps=2,
+                       model=ModelShape(vocab_size=400))
+    assert [cfg.slips_at(s) for s in (0, 4, 5, 11)] == ["fixed", "fixed", "fresh", "fresh"]
+    bootstrap_policy(problems, tmp_path / "policy", cfg, base_dir=tmp_path / "base")
+    fixed = cfg.model_copy(update={"steps": 5, "base_steps": None, "base_slips": None, "slips": "fixed"})
+    bootstrap_policy(problems, tmp_path / "fixed", fixed)
+    base, short = (load_file(tmp_path / d / "model.safetensors") for d in ("base", "fixed"))
+    assert all((base[k] == short[k]).all() for k in base)
+
+    tok = train_tokenizer(tokenizer_corpus(problems, 0), vocab_size=300)
+    ex = _Examples(problems, tok, cfg, random.Random(0))
+    assert set(ex.answer_ids) == {"fixed", "fresh"} and ex.clean_ids is ex.answer_ids["fresh"]
+    seen: dict[tuple[int, ...], set[tuple[int, ...]]] = {}
+    for slips in ("fixed", "fresh"):
+        seen = {}
+        for ids, plen in ex.draw(1500, slips):
+            seen.setdefault(tuple(ids[:plen]), set()).add(tuple(ids[plen:]))
+        one_each = all(len(v) == 1 for v in seen.values())
+        assert one_each == (slips == "fixed")
 
 
 def test_fixed_slips_are_drawn_once_per_problem():

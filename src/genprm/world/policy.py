@@ -95,13 +95,23 @@ class PolicyConfig(BaseModel):
     arithmetic_share: float = Field(0.5, ge=0, le=1, description="of injected errors, the share that are arithmetic slips")
     slips: Literal["fixed", "fresh"] = Field(
         "fixed", description="a training problem's slip is drawn once before training or at every draw")
+    base_slips: Literal["fixed", "fresh"] | None = Field(
+        None, description="slips of the first cycle (base_steps); null: as `slips`")
     threads: int = Field(1, ge=1, description="torch CPU threads (2 on a 2-core CPU: 1.7x the steps per second of 1)")
 
     @model_validator(mode="after")
     def _cycles(self) -> PolicyConfig:
         if self.base_steps is not None and self.base_steps >= self.steps:
             raise ValueError(f"base_steps ({self.base_steps}) must be below steps ({self.steps})")
+        if self.base_slips is not None and self.base_steps is None:
+            raise ValueError("base_slips needs base_steps (the first cycle it applies to)")
         return self
+
+    def slips_at(self, step: int) -> str:
+        """The slips of optimizer step ``step`` (0-based): ``base_slips`` in the first cycle, else ``slips``."""
+        if self.base_steps is not None and step < self.base_steps:
+            return self.base_slips or self.slips
+        return self.slips
 
     def cycles(self) -> list[int]:
         """Lengths of the learning-rate cycles (warm-up then cosine decay each)."""
@@ -172,7 +182,10 @@ class _Examples:
     fixed slip a well-trained policy learns *which* training problems carry one and slips less than
     its mix on new problems (0.74 accuracy for a mix that sets 0.65, after 1,200 steps); drawn
     afresh, the only thing to learn is the rate, but the arithmetic is learned later (seed 0 at
-    800 steps: 0.37 against 0.62 fixed). Prompts and correct answers are tokenized once.
+    800 steps: 0.37 against 0.62 fixed). With ``base_slips`` the first cycle may draw differently
+    from the second (:meth:`PolicyConfig.slips_at`); the fixed draw is made first either way, so a
+    fixed first cycle is exactly a fixed-slip run of ``base_steps``. Prompts and answers are
+    tokenized once.
     """
 
     def __init__(self, problems: list[Problem], tokenizer, cfg: PolicyConfig, rng: random.Random):
@@ -181,10 +194,13 @@ class _Examples:
         prompts = [tokenizer.apply_chat_template(policy_messages(p.problem), tokenize=False, add_generation_prompt=True)
                    for p in problems]
         self.prompt_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
-        if cfg.slips == "fixed":  # one draw per problem, in order, before any batch is drawn
-            self.clean_ids = self._answers([self._slip(c) or reference_steps(c) for c in self.chains])
-        else:
-            self.clean_ids = self._answers([reference_steps(c) for c in self.chains])
+        modes = {cfg.slips_at(0), cfg.slips}  # the first cycle's and the last's
+        self.answer_ids: dict[str, list[list[int]]] = {}
+        if "fixed" in modes:  # one draw per problem, in order, before any batch is drawn
+            self.answer_ids["fixed"] = self._answers([self._slip(c) or reference_steps(c) for c in self.chains])
+        if "fresh" in modes:
+            self.answer_ids["fresh"] = self._answers([reference_steps(c) for c in self.chains])
+        self.clean_ids = self.answer_ids[cfg.slips]
 
     def _slip(self, chain: Chain) -> list[str] | None:
         """A solution with one injected slip at the configured rate and mix; None: no slip this time."""
@@ -198,15 +214,17 @@ class _Examples:
         assert all(t.startswith(STEP_PREFIX) for t in texts)
         return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
 
-    def draw(self, n: int) -> list[tuple[list[int], int]]:
-        """``n`` random (token ids, prompt length) pairs (``fresh``: each corrupted at the configured rate)."""
+    def draw(self, n: int, slips: str | None = None) -> list[tuple[list[int], int]]:
+        """``n`` random (token ids, prompt length) pairs (``fresh``: each corrupted at the configured rate);
+        ``slips`` defaults to the config's."""
+        slips = slips or self.cfg.slips
         picks, corrupt = [], []
         for _ in range(n):
             i = self.rng.randrange(len(self.chains))
-            if self.cfg.slips == "fresh" and (steps := self._slip(self.chains[i])) is not None:
+            if slips == "fresh" and (steps := self._slip(self.chains[i])) is not None:
                 corrupt.append((len(picks), steps))
             picks.append(i)
-        answers = [self.clean_ids[i] for i in picks]
+        answers = [self.answer_ids[slips][i] for i in picks]
         if corrupt:
             for (slot, _), ids in zip(corrupt, self._answers([steps for _, steps in corrupt])):
                 answers[slot] = ids
@@ -287,7 +305,7 @@ def bootstrap_policy(
     losses: list[float] = []
     t1 = time.perf_counter()
     for step in progress(range(cfg.steps), desc="policy", unit="step"):
-        batch = examples.draw(cfg.batch_size)
+        batch = examples.draw(cfg.batch_size, cfg.slips_at(step))
         width = max(len(ids) for ids, _ in batch)
         input_ids = torch.full((len(batch), width), tokenizer.pad_token_id, dtype=torch.long)
         labels = torch.full((len(batch), width), -100, dtype=torch.long)
