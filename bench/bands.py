@@ -15,7 +15,8 @@ The workspace is left as it was: the experiments run in temporary copies of the 
 Results stay available as experiments (``dvc exp show``, ``dvc exp apply bands-s1-avx2``).
 DVC's background queue (``dvc exp run --queue`` + ``--run-all``) is not used: its worker can stop
 between experiments and leave ``--run-all`` waiting for ever (DVC issues 8165, 10398, 10428), which
-a sweep of several hours cannot afford. A cell that fails is logged and the others still run.
+a sweep of an hour or more cannot afford. Each cell's output goes to ``work/bands/<name>.log``; a
+cell that fails is logged and the others still run.
 
 Use::
 
@@ -35,6 +36,7 @@ import os
 import shlex
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -74,19 +76,30 @@ def exp_command(cell: dict[str, Any]) -> list[str]:
             "-S", f"seed={cell['seed']}", "-S", f"kernel_path={cell['kernel_path']}", "--name", cell["name"]]
 
 
-def run_cells(repo: str | Path, wanted: Sequence[dict[str, Any]], jobs: int = 1) -> list[str]:
-    """Run every cell's experiment, ``jobs`` at a time; returns the names of the cells whose run failed
-    (DVC's output of those is logged)."""
+def run_cells(repo: str | Path, wanted: Sequence[dict[str, Any]], jobs: int = 1,
+              log_dir: str | Path = "work/bands") -> list[str]:
+    """Run every cell's experiment, ``jobs`` at a time; returns the names of the cells whose run failed.
+
+    Each cell's DVC output goes to ``<repo>/<log_dir>/<name>.log`` (follow it with ``tail -f``); the
+    end of a failed cell's log is logged."""
     from concurrent.futures import ThreadPoolExecutor
 
+    logs = Path(repo) / log_dir
+    logs.mkdir(parents=True, exist_ok=True)
+
     def one(cell: dict[str, Any]) -> str | None:
-        log.info("cell %s: started", cell["name"])
-        proc = dvc(repo, *exp_command(cell)[3:], capture=True, check=False)
-        if proc.returncode != 0:
-            log.error("cell %s failed (exit %d): %s", cell["name"], proc.returncode,
-                      (proc.stderr or proc.stdout or "").strip()[-2000:])
+        path = logs / f"{cell['name']}.log"
+        log.info("cell %s: started, output in %s", cell["name"], path)
+        start = time.perf_counter()
+        with open(path, "w") as out:
+            code = subprocess.run(exp_command(cell), cwd=repo, stdout=out, stderr=subprocess.STDOUT,
+                                  env=dict(os.environ, DVC_NO_ANALYTICS="1")).returncode
+        minutes = (time.perf_counter() - start) / 60
+        if code != 0:
+            tail = path.read_text(errors="replace").strip()[-2000:]
+            log.error("cell %s failed (exit %d) after %.1f min: %s", cell["name"], code, minutes, tail)
             return cell["name"]
-        log.info("cell %s: done", cell["name"])
+        log.info("cell %s: done in %.1f min", cell["name"], minutes)
         return None
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:

@@ -23,32 +23,19 @@ Use::
 from __future__ import annotations
 
 import argparse
-import hashlib
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from prefect import flow, get_run_logger, task
+
+from genprm.scripts import load_script
 
 CELL_DEPLOYMENT = "genprm-bands-cell/cell"
 _HERE = Path(__file__).resolve()
 
 
-def _load(path: Path) -> ModuleType:
-    """A script loaded by path once (``flows/`` and ``bench/`` are folders of scripts, not packages)."""
-    key = f"genprm_script_{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:12]}"
-    if key not in sys.modules:
-        spec = importlib.util.spec_from_file_location(key, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[key] = module
-        spec.loader.exec_module(module)
-    return sys.modules[key]
-
-
-driver = _load(_HERE.parents[1] / "bench" / "bands.py")
-sharded = _load(_HERE.with_name("sharded.py"))
+driver = load_script(_HERE.parents[1] / "bench" / "bands.py")
+sharded = load_script(_HERE.with_name("sharded.py"))
 
 
 @task(retries=1, retry_delay_seconds=30, task_run_name="{name}")

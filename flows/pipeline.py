@@ -28,8 +28,6 @@ Prefect starts a temporary local server when no ``PREFECT_API_URL`` is set.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import importlib.util
 import json
 import os
 import subprocess
@@ -37,26 +35,14 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import ModuleType
 
 import yaml
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
+from genprm.scripts import load_script
 
-def _load_sibling(name: str) -> ModuleType:
-    """``flows/<name>.py`` beside this file, loaded by path once (``flows/`` is a folder of scripts, not a package)."""
-    path = Path(__file__).resolve().with_name(f"{name}.py")
-    key = f"genprm_flows_{name}_{hashlib.sha1(str(path).encode()).hexdigest()[:12]}"
-    if key not in sys.modules:
-        spec = importlib.util.spec_from_file_location(key, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[key] = module
-        spec.loader.exec_module(module)
-    return sys.modules[key]
-
-
-sharded = _load_sibling("sharded")
+sharded = load_script(Path(__file__).with_name("sharded.py"))
 
 
 def stage_names(repo: Path) -> list[str]:

@@ -53,7 +53,7 @@ def toy_repo(tmp_path, repo, monkeypatch) -> Path:
     (root / "toy.py").write_text(TOY)
     (root / "dvc.yaml").write_text(yaml.safe_dump(DVC_YAML, sort_keys=False))
     (root / "params.yaml").write_text(yaml.safe_dump(PARAMS, sort_keys=False))
-    (root / ".gitignore").write_text("/mlflow.db\n/mlruns/\n")
+    (root / ".gitignore").write_text("/mlflow.db\n/mlruns/\n/work/\n")
     # DVC runs the stage (here and in the experiments' temporary copies) in a fresh process: it imports this genprm
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(repo / "src"), os.environ.get("PYTHONPATH", "")]))
     monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
@@ -111,6 +111,7 @@ def test_make_bands_driver_runs_cells_and_collects(toy_repo, repo, load_script, 
     # that fails (seed 9) is left out and the others are still run and collected
     again = driver.sweep(toy_repo, seeds=[9, 0], kernel_paths=["avx2"], jobs=1, track=False)
     assert [r["name"] for r in again["runs"]] == ["bands-s0-avx2"]
+    assert "toy: seed 9 fails" in (toy_repo / "work/bands/bands-s9-avx2.log").read_text()  # each cell's DVC output
 
 
 @pytest.fixture(scope="module")

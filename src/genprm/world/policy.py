@@ -238,9 +238,11 @@ def bootstrap_policy(
 
     With ``cfg.base_steps``, training runs two learning-rate cycles and the model at the end of
     the first is saved to ``base_dir`` (when given), a base for the GenPRM that is not the fully
-    trained policy (``train.base_model``). Measured once (README, "How far these numbers hold"): from
-    a 2,000-step policy the GenPRM's fine-tuning stayed at loss 0.06; from the 800-step first cycle
-    it reached 0.030-0.017 (800-1,200 GenPRM steps), yet rejected most correct steps (F1 26-29).
+    trained policy (``train.base_model``); ``cfg.base_slips`` lets the first cycle draw its slips
+    differently. Measured (README, "How far these numbers hold"; ``bench/measured/``): a GenPRM
+    fine-tuned from a policy whose slips were drawn afresh writes wrong claimed results and rejects
+    nearly every correct step (F1 2-6 from 2,000 steps, 26-29 from an 800-step fresh first cycle);
+    from a first cycle with fixed slips it accepts correct steps (F1 72-73).
     """
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
