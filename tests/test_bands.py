@@ -62,7 +62,8 @@ def test_collect_writes_the_bands_json_shape():
     assert out["metrics"]["labels RPE F1"]["source"] == "labels:quality.rpe@0.8.f1"
     assert {m.name for m in bands.HEADLINE} == set(out["metrics"])
     for c in out["criteria"].values():
-        assert c["all_ok"] and len(c["held"]) == 4 and c["ok_runs"] == 4 and {"rule", "held", "ok_runs", "all_ok"} == set(c)
+        assert c["all_ok"] and len(c["held"]) == 4 and c["ok_runs"] == c["runs"] == 4
+        assert {"rule", "held", "ok_runs", "runs", "all_ok"} == set(c)
         assert set(c["held"][0]) == {"seed", "kernel_path", "value", "ok"}
     json.dumps(out)  # JSON-ready
 

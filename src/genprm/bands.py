@@ -200,7 +200,7 @@ CRITERIA: tuple[Criterion, ...] = (
     Criterion("critic", "critic last turn - self-refinement last turn >= 10",
               _diff("critic last turn", "self-refinement last turn"), lambda v: v >= 10 - 1e-9),
 )
-"""The issue's acceptance, checked on every run of the sweep."""
+"""The acceptance criteria of the bands, checked on every run of the sweep."""
 
 
 def _cell(run: Mapping[str, Any]) -> dict[str, Any]:
@@ -240,7 +240,7 @@ def collect(runs: Sequence[Mapping[str, Any]], metrics: Sequence[Metric] = HEADL
             verdict = check(v, r.get("params") or {}, [c])[c.name]
             held.append({**_cell(r), **verdict})
         out["criteria"][c.name] = {"rule": c.rule, "held": held, "ok_runs": sum(h["ok"] for h in held),
-                                   "all_ok": bool(held) and all(h["ok"] for h in held)}
+                                   "runs": len(held), "all_ok": bool(held) and all(h["ok"] for h in held)}
     return out
 
 
