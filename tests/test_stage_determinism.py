@@ -1,7 +1,7 @@
 """Same machine, same seed, same bytes: ``prepare`` then ``policy`` run twice from scratch.
 
-Both runs use the same tiny params (20 optimizer steps, 5 held-out problems sampled with the ``hf``
-engine) in two fresh folders; every file they write (data, model folder, metrics, plot) must have
+Both runs use the same tiny params (20 optimizer steps, two cycles of 10 as the default has two,
+5 held-out problems sampled with the ``hf`` engine) in two fresh folders; every file they write (data, model folder, metrics, plot) must have
 the same sha256. Only ``timings/`` may differ: durations are kept out of the tracked outputs for
 exactly this reason (``genprm.logs.write_report``).
 """
@@ -25,6 +25,8 @@ def _tiny_params(repo: Path) -> dict:
     p["prepare"]["train"][0]["n"] = 300
     p["prepare"]["eval"] = {"world_test": {"name": "world", "n": 20, "seed": 2}}
     p["policy"].update(steps=20, warmup_steps=5, batch_size=8)
+    if p["policy"].get("base_steps"):  # two cycles, as the default: keep both (and models/genprm-base)
+        p["policy"]["base_steps"] = 10
     p["policy_eval"].update(problems=5, samples=1, engine={"backend": "hf", "settings": {"dtype": "float32"}})
     p["sampling"]["max_tokens"] = 32
     return p
@@ -50,6 +52,8 @@ def test_prepare_and_policy_are_byte_identical_across_runs(repo, tmp_path):
     second = _run(repo, tmp_path / "b", params)
     assert {"metrics/prepare.json", "metrics/policy.json", "models/policy/model.safetensors",
             "data/prepared/train.jsonl", "plots/policy_loss.json"} <= set(first)
+    if params["policy"].get("base_steps"):
+        assert "models/genprm-base/model.safetensors" in first
     assert sorted(first) == sorted(second)
     differ = [name for name in first if first[name] != second[name]]
     assert not differ, f"files that differ between two runs with the same params: {differ}"
