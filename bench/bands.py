@@ -70,6 +70,11 @@ def cells(seeds: Sequence[int], kernel_paths: Sequence[str], prefix: str = PREFI
     return [{"seed": s, "kernel_path": p, "name": exp_name(s, p, prefix)} for s in seeds for p in kernel_paths]
 
 
+def _dvc_env() -> dict[str, str]:
+    """The environment of every DVC command the sweep runs (no analytics calls)."""
+    return dict(os.environ, DVC_NO_ANALYTICS="1")
+
+
 def exp_command(cell: dict[str, Any]) -> list[str]:
     """``dvc exp run`` of one cell, at once in a temporary copy of the repository (``--temp``)."""
     return [sys.executable, "-m", "dvc", "exp", "run", "--temp", "-f",
@@ -93,7 +98,7 @@ def run_cells(repo: str | Path, wanted: Sequence[dict[str, Any]], jobs: int = 1,
         start = time.perf_counter()
         with open(path, "w") as out:
             code = subprocess.run(exp_command(cell), cwd=repo, stdout=out, stderr=subprocess.STDOUT,
-                                  env=dict(os.environ, DVC_NO_ANALYTICS="1")).returncode
+                                  env=_dvc_env()).returncode
         minutes = (time.perf_counter() - start) / 60
         if code != 0:
             tail = path.read_text(errors="replace").strip()[-2000:]
@@ -110,8 +115,7 @@ def dvc(repo: str | Path, *args: str, capture: bool = False, check: bool = True)
     """``python -m dvc ARGS`` in ``repo``; with ``check``, raises with DVC's output when it fails."""
     argv = [sys.executable, "-m", "dvc", *args]
     log.info("$ %s", shlex.join(["dvc", *args]))
-    proc = subprocess.run(argv, cwd=repo, capture_output=capture, text=True,
-                          env=dict(os.environ, DVC_NO_ANALYTICS="1"))
+    proc = subprocess.run(argv, cwd=repo, capture_output=capture, text=True, env=_dvc_env())
     if proc.returncode != 0 and check:
         detail = f": {(proc.stderr or proc.stdout or '').strip()[-2000:]}" if capture else ""
         raise RuntimeError(f"dvc {' '.join(args)} failed (exit {proc.returncode}){detail}")

@@ -16,10 +16,8 @@ def test_a_script_is_loaded_once_and_shared(tmp_path, repo):
     again = load_script(str(script))
     assert again is first and first.FIRST == 0 and next(first.RUNS) == 1  # executed once
     # the flows share one module per file: both flows' `sharded` is the same object
-    from genprm.scripts import load_script as load
-
-    bands = load(repo / "flows" / "bands.py")
-    pipeline = load(repo / "flows" / "pipeline.py")
+    bands = load_script(repo / "flows" / "bands.py")
+    pipeline = load_script(repo / "flows" / "pipeline.py")
     assert bands.sharded is pipeline.sharded
 
 

@@ -1,8 +1,8 @@
 """Same machine, same seed, same bytes: ``prepare`` then ``policy`` run twice from scratch.
 
 Both runs use the same tiny params (20 optimizer steps, two cycles of 10 as the default has two,
-5 held-out problems sampled with the ``hf`` engine) in two fresh folders; every file they write (data, model folder, metrics, plot) must have
-the same sha256. Only ``timings/`` may differ: durations are kept out of the tracked outputs for
+5 held-out problems sampled with the ``hf`` engine) in two fresh folders; every file they write
+(data, model folders, metrics, plot) must have the same sha256. Only ``timings/`` may differ: durations are kept out of the tracked outputs for
 exactly this reason (``genprm.logs.write_report``).
 """
 

@@ -173,9 +173,8 @@ def test_first_cycle_with_fixed_slips_then_fresh(tmp_path):
     tok = train_tokenizer(tokenizer_corpus(problems, 0), vocab_size=300)
     ex = _Examples(problems, tok, cfg, random.Random(0))
     assert set(ex.answer_ids) == {"fixed", "fresh"} and ex.clean_ids is ex.answer_ids["fresh"]
-    seen: dict[tuple[int, ...], set[tuple[int, ...]]] = {}
     for slips in ("fixed", "fresh"):
-        seen = {}
+        seen: dict[tuple[int, ...], set[tuple[int, ...]]] = {}
         for ids, plen in ex.draw(1500, slips):
             seen.setdefault(tuple(ids[:plen]), set()).add(tuple(ids[plen:]))
         one_each = all(len(v) == 1 for v in seen.values())
